@@ -1,0 +1,29 @@
+# lalm-audit: membership-inference auditing of Large Audio Language Models.
+# Table of contents only; all logic lives in the lalm_audit package (src/).
+#
+#   snakemake --profile profiles/default                          # the demo audit
+#   snakemake --profile profiles/default --configfile my.yaml     # your data
+
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# No config on the command line: run the embedded demo audit.
+if not config:
+
+    configfile: os.path.join(workflow.basedir, "config", "demo.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/manifest.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

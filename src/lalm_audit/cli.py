@@ -1,0 +1,150 @@
+"""lalm-audit: every workflow stage as a command, so one failing job can be replayed by hand.
+
+The Snakemake workflow runs the same package functions; these commands exist for
+replaying, debugging and scripting single steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from lalm_audit import __version__
+from lalm_audit.config import Config, config_json_schema, load_config
+from lalm_audit.errors import LalmAuditError
+from lalm_audit.logs import setup_logging
+from lalm_audit.workflow import limit_threads
+
+log = logging.getLogger("lalm_audit.cli")
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(
+    name: str,
+    help: str,
+    *,
+    config: bool = True,
+    args: Callable[[argparse.ArgumentParser], None] = lambda p: None,
+) -> Callable[[Handler], Handler]:
+    """Register a subcommand; ``args`` adds its own options, ``config`` adds --config."""
+
+    def configure(p: argparse.ArgumentParser) -> None:
+        if config:
+            p.add_argument(
+                "-c",
+                "--config",
+                nargs="+",
+                default=["config/demo.yaml"],
+                help="config file(s); later files win",
+            )
+        p.add_argument("-j", "--workers", type=int, default=1, help="parallel workers / threads")
+        args(p)
+
+    def deco(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, help, configure)
+        return fn
+
+    return deco
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(*args.config)
+
+
+@command(
+    "config-schema",
+    "print (or write) the JSON schema of the config, generated from the typed models",
+    config=False,
+    args=lambda p: p.add_argument("-o", "--out", help="write here instead of stdout"),
+)
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(config_json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@command("check-config", "validate config files and print the resolved config (defaults filled in)")
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    sys.stdout.write(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+    return 0
+
+
+@command(
+    "demo-data",
+    "render the synthetic demo world (audio + one table per demo dataset)",
+    args=lambda p: p.add_argument("-o", "--out", default="results/demo", help="output folder"),
+)
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from lalm_audit.demo import build_world
+
+    cfg = _config(args)
+    if cfg.demo is None:
+        raise LalmAuditError("the config has no 'demo' section; use config/demo.yaml")
+    tables = build_world(cfg.demo, args.out, workers=args.workers)
+    for ds, path in tables.items():
+        log.info("%s -> %s", ds, path)
+    return 0
+
+
+def _manifest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: all configured")
+    p.add_argument("-o", "--out-dir", default="results/manifests")
+
+
+@command(
+    "manifest", "build dataset manifests, rejected-items tables and summaries", args=_manifest_args
+)
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from lalm_audit.manifest import run_manifest
+
+    cfg = _config(args)
+    names = args.dataset or list(cfg.datasets)
+    out = Path(args.out_dir)
+    for name in names:
+        if name not in cfg.datasets:
+            raise LalmAuditError(
+                f"dataset {name!r} is not in the config (known: {list(cfg.datasets)})"
+            )
+        run_manifest(
+            cfg,
+            name,
+            out / f"{name}.parquet",
+            out / f"{name}.rejected.parquet",
+            out / f"{name}.summary.json",
+            workers=args.workers,
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (_fn, help_, configure) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_, description=help_))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(level=logging.DEBUG if args.verbose else logging.INFO)
+    limit_threads(max(1, args.workers))
+    try:
+        return COMMANDS[args.command][0](args)
+    except LalmAuditError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Typed configuration: the one source of truth for every config key.
+
+``workflow/schemas/config.schema.json`` (what Snakemake validates against) is
+generated from these models by ``lalm-audit config-schema``; a test fails when
+the two drift. Every model forbids unknown keys, so a typo is an error that
+names the key instead of a setting that is silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lalm_audit.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- audio
+
+
+class AudioConfig(Strict):
+    """How every clip is decoded and what counts as unusable audio."""
+
+    sample_rate: int = Field(
+        16000,
+        ge=8000,
+        description="Target sample rate (Hz); audio is resampled to it, mono, float32.",
+    )
+    max_duration_s: float = Field(
+        30.0, gt=0, description="Longest clip accepted, in seconds (after offset/duration cuts)."
+    )
+    long_clip_policy: Literal["truncate", "reject"] = Field(
+        "truncate",
+        description="Clips longer than max_duration_s: 'truncate' keeps the first max_duration_s seconds and "
+        "records truncated=true on the item; 'reject' writes the item to the rejected table.",
+    )
+    min_duration_s: float = Field(0.1, ge=0, description="Shorter clips are rejected as empty.")
+    silence_threshold_dbfs: float = Field(
+        -60.0,
+        description="A clip whose peak level is below this (dBFS) is rejected as silent-only.",
+    )
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class ColumnMap(Strict):
+    """Which source column holds each manifest field (None: the field is absent in the source)."""
+
+    item_id: str | None = Field(
+        "item_id", description="Unique item id; None: '<file stem>-<row>' is used."
+    )
+    audio: str = Field(
+        "audio_path",
+        description="Audio file path (relative to audio_root) or HF-style {bytes, path} struct.",
+    )
+    text: str = Field("text", description="Transcript.")
+    speaker_id: str | None = Field("speaker_id", description="Speaker id; None: 'unknown'.")
+    label: str | None = Field(
+        "label",
+        description="Membership label (1 member / 0 non-member); None: derived from source_split.",
+    )
+    source_split: str | None = Field(
+        "source_split", description="Source split name (e.g. train/test)."
+    )
+    offset_s: str | None = Field(None, description="Segment start within the file, seconds.")
+    duration_s: str | None = Field(None, description="Segment duration, seconds.")
+
+
+class DatasetBase(Strict):
+    """Settings every dataset shares, whatever its loader."""
+
+    role: Literal["audit", "train_pool"] = Field(
+        "audit",
+        description="'audit': a member/non-member dataset that every later stage audits; "
+        "'train_pool': items only used to train demo models (one class allowed, never audited).",
+    )
+    member_splits: list[str] = Field(
+        default_factory=list,
+        description="Source splits whose items are members (label 1) when no label column exists.",
+    )
+    nonmember_splits: list[str] = Field(
+        default_factory=list, description="Source splits whose items are non-members (label 0)."
+    )
+    min_items_per_class: int = Field(
+        10, ge=1, description="Fewer kept items in either class stops the run."
+    )
+    max_items_per_class: int | None = Field(
+        None,
+        ge=1,
+        description="Balanced random subsample per class (seeded); the rest are recorded as 'subsampled'.",
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _splits_disjoint(self) -> DatasetBase:
+        both = set(self.member_splits) & set(self.nonmember_splits)
+        if both:
+            raise ValueError(
+                f"splits {sorted(both)} are listed as both member_splits and nonmember_splits"
+            )
+        return self
+
+
+class TableDataset(DatasetBase):
+    """A generic table (CSV, TSV, JSONL or Parquet), one row per item."""
+
+    loader: Literal["table"]
+    path: str = Field(description="Table file.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    columns: ColumnMap = Field(default_factory=ColumnMap)
+    audio_root: str | None = Field(
+        None, description="Base folder of relative audio paths; default: the table's folder."
+    )
+    metadata_columns: list[str] | Literal["all"] = Field(
+        "all", description="Extra source columns carried into the manifest as meta_<name>."
+    )
+
+
+class LibriSpeechDataset(DatasetBase):
+    """The LibriSpeech folder layout: <root>/<split>/<speaker>/<chapter>/*.flac + *.trans.txt."""
+
+    loader: Literal["librispeech"]
+    root: str = Field(
+        description="Folder holding the split folders (e.g. train-clean-100/, test-clean/)."
+    )
+    audio_ext: str = "flac"
+
+    @model_validator(mode="after")
+    def _needs_splits(self) -> LibriSpeechDataset:
+        if self.role == "audit" and not (self.member_splits and self.nonmember_splits):
+            raise ValueError(
+                "librispeech needs member_splits and nonmember_splits (e.g. [train-clean-100] / [test-clean])"
+            )
+        return self
+
+
+class HFColumns(Strict):
+    audio: str = "audio"
+    text: str = "text"
+    item_id: str | None = "id"
+    speaker_id: str | None = "speaker_id"
+
+
+class HFParquetDataset(DatasetBase):
+    """Hugging Face ``datasets`` Parquet shards with audio as {bytes, path} structs."""
+
+    loader: Literal["hf_parquet"]
+    files: dict[str, str | list[str]] = Field(
+        description="Source split -> glob(s) of its shards, e.g. {train: 'data/train-*.parquet'}."
+    )
+    columns: HFColumns = Field(default_factory=HFColumns)
+    metadata_columns: list[str] | Literal["all"] = "all"
+
+    @model_validator(mode="after")
+    def _splits_known(self) -> HFParquetDataset:
+        unknown = (set(self.member_splits) | set(self.nonmember_splits)) - set(self.files)
+        if unknown:
+            raise ValueError(f"member/nonmember splits {sorted(unknown)} have no entry in files")
+        return self
+
+
+LOADER_NAMES = ("table", "librispeech", "hf_parquet")
+
+DatasetConfig = Annotated[
+    TableDataset | LibriSpeechDataset | HFParquetDataset, Field(discriminator="loader")
+]
+
+
+# --------------------------------------------------------------------------- demo world
+
+
+class DemoSizes(Strict):
+    """Items per class for each demo dataset (pretrain: total items)."""
+
+    matched: int = Field(60, ge=4)
+    shifted: int = Field(60, ge=4)
+    partial: int = Field(60, ge=4)
+    binding: int = Field(60, ge=4)
+    pretrain: int = Field(120, ge=4)
+
+
+class DemoConfig(Strict):
+    """The synthetic demo world: espeak-ng speakers in two groups, datasets with known ground truth."""
+
+    seed: int = 0
+    n_speakers_a: int = Field(
+        10, ge=4, description="Group A: the members' speakers (and matched non-members')."
+    )
+    n_speakers_b: int = Field(8, ge=2, description="Group B: the shifted non-members' speakers.")
+    sizes: DemoSizes = Field(default_factory=DemoSizes)
+    partial_replaced_fraction: float = Field(0.3, ge=0, le=1)
+    words_clean: tuple[int, int] = Field(
+        (6, 11), description="Sentence length range (words) of clean items."
+    )
+    words_shifted: tuple[int, int] = Field(
+        (3, 6), description="Sentence length range (words) of shifted items."
+    )
+    clean_snr_db: float = Field(40.0, description="Noise floor of clean recordings (SNR, dB).")
+    shifted_snr_db: tuple[float, float] = Field(
+        (6.0, 14.0), description="SNR range (dB) of shifted recordings."
+    )
+    shifted_band_hz: tuple[float, float] = Field(
+        (300.0, 3400.0), description="Pass band of shifted recordings (telephone-like)."
+    )
+    shifted_sample_rate: int = Field(
+        8000, description="Shifted recordings are stored at this rate."
+    )
+
+    @field_validator("words_clean", "words_shifted")
+    @classmethod
+    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError(f"word range {v} must satisfy 1 <= low <= high")
+        return v
+
+
+# --------------------------------------------------------------------------- top level
+
+
+class Config(Strict):
+    """The whole lalm-audit configuration (see config/config.yaml for a commented example)."""
+
+    seed: int = Field(
+        1234,
+        description="Master seed for every random choice that the config does not seed itself.",
+    )
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    datasets: dict[str, DatasetConfig] = Field(description="Dataset alias -> how to load it.")
+    demo: DemoConfig | None = Field(
+        None, description="Present only in the demo config: build the demo world."
+    )
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("at least one dataset is needed")
+        for name in v:
+            if not _NAME_RE.match(name) or "__" in name:
+                raise ValueError(
+                    f"dataset name {name!r} must match {NAME_PATTERN} and not contain '__' "
+                    "(it becomes part of file paths and item ids)"
+                )
+        return v
+
+    def audit_datasets(self) -> list[str]:
+        """Datasets every audit stage runs on, in config order."""
+        return [n for n, d in self.datasets.items() if d.role == "audit"]
+
+
+# --------------------------------------------------------------------------- loading and hashing
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        parts = list(e["loc"])
+        if len(parts) > 2 and parts[0] == "datasets" and parts[2] in LOADER_NAMES:
+            del parts[2]  # pydantic puts the union member (the loader) in the location
+        loc = ".".join(str(p) for p in parts)
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key {loc!r}: remove it or check its spelling")
+        else:
+            lines.append(f"  {loc or '<top>'}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a config mapping; errors name every offending key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError("invalid configuration:\n" + _format_errors(err)) from None
+
+
+def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and merge YAML config files (later files win, recursively), then validate."""
+    merged: dict[str, Any] = {}
+    for p in paths:
+        with open(p, encoding="utf-8") as fh:
+            merged = deep_merge(merged, yaml.safe_load(fh) or {})
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    return parse_config(merged)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON schema Snakemake validates the config against (generated, never hand-edited)."""
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lalm-audit configuration"
+    schema["description"] = (
+        "Generated from lalm_audit.config by `lalm-audit config-schema`; do not edit by hand."
+    )
+    return schema
+
+
+def stable_hash(obj: Any) -> str:
+    """A short, stable hash of a JSON-able object or a config model (key order does not matter)."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,116 @@
+"""The only code that reads and writes artifacts.
+
+Writes are atomic (a temporary file renamed into place), so a killed job never
+leaves a half-written Parquet file that a rerun would trust. Every Parquet file
+carries its provenance (package version, config hash, seed, ...) in the Arrow
+schema metadata under ``lalm_audit.provenance``; nothing time-dependent is
+stored, so equal inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lalm_audit import __version__
+from lalm_audit.config import stable_hash
+from lalm_audit.schemas import TableSchema
+
+PROVENANCE_KEY = b"lalm_audit.provenance"
+
+
+def provenance(
+    stage: str, params: Any = None, *, seed: int | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Provenance record for an artifact: what made it, with which settings."""
+    rec: dict[str, Any] = {
+        "lalm_audit_version": __version__,
+        "stage": stage,
+        "config_hash": stable_hash(params) if params is not None else None,
+    }
+    if seed is not None:
+        rec["seed"] = seed
+    rec.update(extra)
+    return rec
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(
+    df: pd.DataFrame,
+    path: str | Path,
+    *,
+    schema: TableSchema | None = None,
+    prov: dict[str, Any] | None = None,
+) -> None:
+    """Write a frame as Parquet (checked against ``schema`` when given), with provenance."""
+    if schema is not None:
+        schema.check(df)
+        table = pa.Table.from_pandas(df, schema=schema.arrow_schema(df), preserve_index=False)
+    else:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta.pop(b"pandas", None)  # pandas' own block records index/dtype details we do not round-trip
+    meta[PROVENANCE_KEY] = json.dumps(prov or {}, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet artifact into pandas (string columns as Python objects)."""
+    table = pq.read_table(path, columns=columns)
+    return table.to_pandas(types_mapper=None)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n",
+            encoding="utf-8",
+        )
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_text(text: str, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

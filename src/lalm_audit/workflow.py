@@ -1,0 +1,33 @@
+"""Glue between Snakemake jobs and the package: what every ``workflow/scripts/*.py`` adapter calls first."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lalm_audit.config import Config, parse_config
+from lalm_audit.logs import setup_logging
+
+
+def start_job(smk: Any) -> Config:
+    """Set up the job's log file and thread limits; return the typed config."""
+    setup_logging(smk.log[0] if smk.log else None)
+    limit_threads(int(getattr(smk, "threads", 1) or 1))
+    return parse_config(dict(smk.config))
+
+
+def limit_threads(n: int) -> None:
+    """Keep BLAS/OpenMP/torch inside the job's thread budget (Snakemake's ``threads:``)."""
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ):
+        os.environ[var] = str(n)
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(n)
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        pass

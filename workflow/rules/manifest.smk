@@ -1,0 +1,35 @@
+# Dataset manifests: every item kept or rejected with a reason.
+
+
+rule manifest:
+    input:
+        dataset_sources,
+    output:
+        manifest="results/manifests/{dataset}.parquet",
+        rejected="results/manifests/{dataset}.rejected.parquet",
+        summary="results/manifests/{dataset}.summary.json",
+    log:
+        "results/logs/manifest/{dataset}.log",
+    benchmark:
+        "results/benchmarks/manifest/{dataset}.tsv"
+    conda:
+        ENV
+    threads: 4
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        audio=config.get("audio", {}),
+    script:
+        "../scripts/manifest.py"
+
+
+rule manifest_summary:
+    input:
+        expand("results/manifests/{dataset}.summary.json", dataset=DATASETS),
+    output:
+        "results/manifests/summary.tsv",
+    log:
+        "results/logs/manifest/summary.log",
+    conda:
+        ENV
+    script:
+        "../scripts/manifest_summary.py"
