@@ -229,6 +229,26 @@ class DemoConfig(Strict):
         return v
 
 
+# --------------------------------------------------------------------------- evaluation
+
+
+class EvaluationConfig(Strict):
+    """How every score (blind or MIA) is evaluated; see ``lalm_audit.evaluation``."""
+
+    bootstrap: int = Field(1000, ge=100, description="Stratified bootstrap resamples for every CI.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of every CI.")
+    fpr_targets: tuple[float, ...] = Field(
+        (0.001, 0.01, 0.05), description="FPR bounds at which TPR is reported (0.001 = 0.1%)."
+    )
+
+    @field_validator("fpr_targets")
+    @classmethod
+    def _fprs(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not 0 < f < 1 for f in v):
+            raise ValueError("fpr_targets must be fractions in (0, 1)")
+        return tuple(sorted(v))
+
+
 # --------------------------------------------------------------------------- top level
 
 

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from lalm_audit import evaluation as ev
+
+
+def test_auc_extremes_and_ties():
+    y = np.array([1, 1, 0, 0])
+    assert ev.auc(y, [4, 3, 2, 1]) == 1.0
+    assert ev.auc(y, [1, 2, 3, 4]) == 0.0
+    assert ev.auc(y, [1, 1, 1, 1]) == 0.5
+    assert ev.auc(y, [2, 1, 1, 0]) == 0.875  # one tied pair counts one half: (3 + 0.5) / 4
+
+
+def test_vectorized_mwu_auc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = rng.integers(0, 10, 300).astype(float) + y
+    assert ev._auc_mwu(s[y == 1], s[y == 0]) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_tpr_at_fpr_hand_computed():
+    # 4 members, 10 non-members; the top non-member outranks two members.
+    y = np.array([1, 1, 0, 1, 1] + [0] * 9)
+    s = np.array([10, 9, 8.5, 8, 7, *(np.arange(9) * 0.5)])
+    t = ev.tpr_at_fpr(y, s, (0.05, 0.1, 0.5))
+    assert t[0.05] == 0.5  # FPR 0 reaches TPR 2/4; FPR 0.1 is over 0.05
+    assert t[0.1] == 1.0  # after the first non-member (FPR 0.1) all members are above
+    assert t[0.5] == 1.0
+
+
+def test_bootstrap_ci_is_seeded_and_covers_the_truth():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(200), np.zeros(200)].astype(int)
+    s = rng.normal(size=400) + 0.8 * y  # true AUC = Phi(0.8 / sqrt 2) = 0.714
+    a = ev.evaluate(y, s, n_resamples=500, seed=3)
+    b = ev.evaluate(y, s, n_resamples=500, seed=3)
+    assert a == b
+    assert a.auc_lo < 0.714 < a.auc_hi and a.auc_hi - a.auc_lo < 0.12
+    assert a.n_members == a.n_nonmembers == 200
+    row = a.as_row()
+    assert {
+        "auc",
+        "auc_lo",
+        "auc_hi",
+        "tpr_at_0.1pct_fpr",
+        "tpr_at_1pct_fpr",
+        "tpr_at_5pct_fpr",
+    } <= set(row)
+    null = ev.evaluate(y, rng.normal(size=400), n_resamples=500, seed=3)
+    assert null.ci_contains(0.5)
+
+
+def test_constant_scores_give_a_degenerate_ci_at_half():
+    e = ev.evaluate([1, 0, 1, 0], [3.0, 3.0, 3.0, 3.0], n_resamples=200)
+    assert (e.auc, e.auc_lo, e.auc_hi) == (0.5, 0.5, 0.5)
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="both classes"):
+        ev.auc([1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN"):
+        ev.auc([1, 0], [np.nan, 0.2])
+
+
+def test_paired_difference():
+    rng = np.random.default_rng(2)
+    y = np.r_[np.ones(150), np.zeros(150)].astype(int)
+    strong = rng.normal(size=300) + 1.5 * y
+    weak = rng.normal(size=300) + 0.1 * y
+    same = ev.paired_auc_difference(y, strong, strong, n_resamples=400)
+    assert same.diff == 0 and same.p_value == 1.0
+    d = ev.paired_auc_difference(y, strong, weak, n_resamples=400, seed=1)
+    assert d.diff > 0.3 and d.diff_lo > 0 and d.p_value < 0.01
+    assert d.auc_a == pytest.approx(ev.auc(y, strong))
+
+
+def test_holm_worked_example():
+    adj = ev.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adj, [0.03, 0.06, 0.06, 0.02])
+    assert ev.holm([0.5, 0.9]).max() == 1.0
+
+
+def test_correlation_and_welch():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=200)
+    c = ev.correlation(x, 2 * x + 1, n_resamples=300)
+    assert c.pearson == pytest.approx(1.0) and c.spearman == pytest.approx(1.0)
+    indep = ev.correlation(x, rng.normal(size=200), n_resamples=300)
+    assert indep.pearson_lo < 0 < indep.pearson_hi and indep.spearman_lo < 0 < indep.spearman_hi
+    assert ev.correlation(x, np.ones(200)).pearson == 0.0
+    assert ev.welch_greater(rng.normal(1, 1, 100), rng.normal(0, 1, 100)) < 1e-4
+    assert ev.welch_greater(rng.normal(0, 1, 100), rng.normal(1, 1, 100)) > 0.99
