@@ -117,7 +117,62 @@ REJECTED = TableSchema(
     },
 )
 
-ALL_SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (MANIFEST, REJECTED)}
+#: Per-position statistic columns of TOKEN_STATS, computed once in the stage-2 pass
+#: (definitions: docs of ``lalm_audit.scoring``); every indicator is a function of these.
+TOKEN_STAT_COLUMNS: dict[str, str] = {
+    "logp": "l_t = log p_t(y_t), the target token's log-probability",
+    "mink_mu": "mu_t = sum_v p log p (Min-K%++ mean)",
+    "mink_sigma": "sigma_t = sqrt(sum_v p (log p)^2 - mu_t^2) (Min-K%++ scale)",
+    "renyi_05": "Renyi entropy H_0.5 of p_t",
+    "renyi_1": "Shannon entropy H_1 of p_t",
+    "renyi_2": "Renyi entropy H_2 of p_t",
+    "renyi_inf": "min-entropy H_inf = -log max_v p_t(v)",
+    "mod_entropy": "modified entropy M_t",
+    "mod_renyi_05": "modified Renyi entropy M_0.5,t",
+    "mod_renyi_2": "modified Renyi entropy M_2,t",
+    "prob_gap": "log p_t(top1) - log p_t(top2)",
+}
+
+GENERATIONS = TableSchema(
+    name="generations",
+    columns={
+        "item_id": pa.string(),
+        "response": pa.string(),
+        "response_token_ids": pa.list_(pa.int32()),
+        "prompt": pa.string(),
+        "audio_window_truncated": pa.bool_(),
+    },
+    key=("item_id",),
+    doc={
+        "response": "stage 1: the model's greedy response to audio + prompt (special tokens stripped)",
+        "response_token_ids": "the generated token ids (without the end-of-turn token)",
+        "prompt": "the text prompt the model was given",
+        "audio_window_truncated": "true when the clip was longer than the model's audio window and was cut "
+        "(scoring.long_clip_policy=truncate; a warning is logged per item)",
+    },
+)
+
+TOKEN_STATS = TableSchema(
+    name="token_stats",
+    columns={
+        "item_id": pa.string(),
+        "slice": pa.string(),
+        "n_tokens": pa.int32(),
+        "token_ids": pa.list_(pa.int32()),
+        "text": pa.string(),
+        **{c: pa.list_(pa.float32()) for c in TOKEN_STAT_COLUMNS},
+    },
+    key=("item_id", "slice"),
+    doc={
+        "slice": "'audio', 'prompt' or 'response': positions from token offsets of the full sequence",
+        "n_tokens": "number of positions in the slice",
+        "token_ids": "y_t: the next token at each position (audio positions: the model's own argmax)",
+        "text": "decoded text of the slice's target tokens (empty for 'audio'); used by zlib-style indicators",
+        **TOKEN_STAT_COLUMNS,
+    },
+)
+
+ALL_SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (MANIFEST, REJECTED, GENERATIONS, TOKEN_STATS)}
 
 
 def empty_frame(schema: TableSchema) -> pd.DataFrame:
