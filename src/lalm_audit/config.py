@@ -249,6 +249,69 @@ class EvaluationConfig(Strict):
         return tuple(sorted(v))
 
 
+# --------------------------------------------------------------------------- indicators
+
+
+class AggregateConfig(Strict):
+    """The aggregated attack: a logistic regression over all indicators (metrics.md)."""
+
+    folds: int = Field(10, ge=2, description="Stratified CV folds (fewer when a class is smaller).")
+    C: float = Field(
+        1.0, gt=0, description="Inverse L2 regularization strength of the logistic regression."
+    )
+    slices: list[str] | None = Field(
+        None, description="Slices whose indicators feed it; null: every scored slice."
+    )
+
+
+class IndicatorsConfig(Strict):
+    """Membership indicators computed from stored token statistics (no model pass)."""
+
+    families: list[str] = Field(
+        default_factory=lambda: [
+            "loss",
+            "zlib",
+            "min_k",
+            "max_k",
+            "min_k_pp",
+            "renyi",
+            "mod_entropy",
+            "max_prob_gap",
+        ],
+        description="Indicator families (lalm_audit.indicators.FAMILIES); parameterized ones expand over k_grid.",
+    )
+    k_grid: list[float] = Field(
+        default_factory=lambda: [0, 5, 10, 20, 30, 40, 50, 60, 100],
+        description="K% values of Min-K%, Max-K%, Min-K%++ and MaxRenyi-K% (0 = the single extreme token).",
+    )
+    slices: list[Literal["audio", "prompt", "response", "prompt+response"]] = Field(
+        default_factory=lambda: ["audio", "prompt", "response", "prompt+response"],
+        description="Token slices to score; target-based indicators skip 'audio'.",
+    )
+    reference: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model alias -> reference model alias: adds ref_loss_diff = loss(model) - loss(reference).",
+    )
+    aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
+
+    @field_validator("families")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from lalm_audit.indicators import FAMILIES
+
+        unknown = sorted(set(v) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown indicator families {unknown}; known: {sorted(FAMILIES)}")
+        return v
+
+    @field_validator("k_grid")
+    @classmethod
+    def _k(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 <= k <= 100 for k in v):
+            raise ValueError("k_grid values must lie in [0, 100]")
+        return v
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -264,6 +327,8 @@ class Config(Strict):
     demo: DemoConfig | None = Field(
         None, description="Present only in the demo config: build the demo world."
     )
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    indicators: IndicatorsConfig = Field(default_factory=IndicatorsConfig)
 
     @field_validator("datasets")
     @classmethod

@@ -72,6 +72,10 @@ def bootstrap_auc_ci(
     """Stratified percentile-bootstrap CI of the AUC."""
     y, s = _check(np.asarray(labels), np.asarray(scores))
     pos, neg = s[y == 1], s[y == 0]
+    if min(pos.size, neg.size) < 2:
+        raise ValueError(
+            f"a bootstrap CI needs at least 2 members and 2 non-members (got {pos.size} and {neg.size})"
+        )
     if np.unique(s).size == 1:  # every score tied: AUC is exactly 0.5 in every resample
         return 0.5, 0.5
     res = stats.bootstrap(

@@ -95,3 +95,38 @@ def test_stable_hash_ignores_key_order_but_not_values():
     assert stable_hash(Config.model_validate(MINIMAL)) == stable_hash(
         Config.model_validate(MINIMAL).model_dump(mode="json")
     )
+
+
+def test_every_section_model_is_reachable_from_config():
+    """A section class that is defined but never added to Config is dead config (and silently unvalidated)."""
+    import inspect
+
+    from lalm_audit import config as c
+
+    reachable: set[type] = set()
+
+    def walk(model: type) -> None:
+        if model in reachable:
+            return
+        reachable.add(model)
+        for f in model.model_fields.values():
+            for t in _types(f.annotation):
+                if inspect.isclass(t) and issubclass(t, c.Strict):
+                    walk(t)
+
+    walk(c.Config)
+    defined = {
+        m
+        for _, m in inspect.getmembers(c, inspect.isclass)
+        if issubclass(m, c.Strict) and m not in (c.Strict, c.DatasetBase)
+    }
+    assert defined <= reachable, sorted(m.__name__ for m in defined - reachable)
+
+
+def _types(annotation):
+    import typing
+
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    return [t for a in args for t in _types(a)]

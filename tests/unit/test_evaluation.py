@@ -92,3 +92,8 @@ def test_correlation_and_welch():
     assert ev.correlation(x, np.ones(200)).pearson == 0.0
     assert ev.welch_greater(rng.normal(1, 1, 100), rng.normal(0, 1, 100)) < 1e-4
     assert ev.welch_greater(rng.normal(0, 1, 100), rng.normal(1, 1, 100)) > 0.99
+
+
+def test_ci_needs_two_items_per_class():
+    with pytest.raises(ValueError, match="at least 2 members and 2 non-members"):
+        ev.evaluate([1, 0, 0], [0.3, 0.2, 0.1])
