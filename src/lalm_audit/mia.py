@@ -46,6 +46,9 @@ class EvalSettings:
     seed: int = 0
     folds: int = 10
     C: float = 1.0
+    agg_slices: tuple[str, ...] | None = (
+        None  # slices whose indicators feed the aggregate (None: all)
+    )
 
 
 def base_item_id(item_id: str) -> str:
@@ -105,7 +108,9 @@ def evaluate_split(
         e = evaluate(y, grp["score"].to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
                      fprs=settings.fprs, seed=settings.seed)  # fmt: skip
         rows.append({"slice": sl, "indicator": ind, **e.as_row()})
-    wide = wide_scores(scores)
+    wide = wide_scores(
+        scores if settings.agg_slices is None else scores[scores["slice"].isin(settings.agg_slices)]
+    )
     agg = aggregate_attack(wide, labels, folds=settings.folds, seed=settings.seed, C=settings.C)
     y = labels.loc[agg.index].to_numpy()
     e = evaluate(y, agg.to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
@@ -179,3 +184,130 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
         )
         out.append(row)
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- stages (I/O at the edges)
+
+
+def run_indicators(
+    cfg: Any,
+    model: str,
+    token_stats_path: str,
+    manifest_path: str,
+    out: str,
+    reference_path: str | None = None,
+) -> pd.DataFrame:
+    """Indicator stage: stored token statistics -> long score table (item_id, label, slice, indicator, score)."""
+    from lalm_audit import io
+    from lalm_audit.indicators import build_indicators, compute_scores
+    from lalm_audit.schemas import INDICATOR_SCORES
+
+    ind_cfg = cfg.indicators
+    stats = io.read_table(token_stats_path)
+    labels = io.read_table(manifest_path, columns=["item_id", "label"]).set_index("item_id")[
+        "label"
+    ]
+    ref = io.read_table(reference_path) if reference_path else None
+    scores = compute_scores(
+        stats, build_indicators(ind_cfg.families, ind_cfg.k_grid), ind_cfg.slices, reference=ref
+    )
+    missing = sorted(set(stats["item_id"]) - set(labels.index))
+    if missing:
+        raise ValueError(
+            f"{len(missing)} scored items are not in {manifest_path}, e.g. {missing[:3]}"
+        )
+    scores.insert(1, "label", labels.loc[scores["item_id"]].to_numpy().astype(np.int8))
+    n_items = stats["item_id"].nunique()
+    log.info(
+        "%s: %d items x %d (slice, indicator) scores",
+        model,
+        n_items,
+        scores.groupby(["slice", "indicator"]).ngroups,
+    )
+    prov = io.provenance("indicators", ind_cfg, model=model, **_source_provenance(token_stats_path))
+    io.write_table(scores, out, schema=INDICATOR_SCORES, prov=prov)
+    return scores
+
+
+def _source_provenance(path: str) -> dict[str, Any]:
+    """Carry the model identity (alias, revision) of the scores an artifact was computed from."""
+    from lalm_audit import io
+
+    src = io.read_provenance(path)
+    return {k: src[k] for k in ("model_revision", "model_id", "response") if k in src}
+
+
+def settings_from(cfg: Any) -> EvalSettings:
+    ev, agg = cfg.evaluation, cfg.indicators.aggregate
+    slices = tuple(agg.slices) if agg.slices is not None else None
+    return EvalSettings(
+        ev.bootstrap, ev.confidence, tuple(ev.fpr_targets), cfg.seed, agg.folds, agg.C, slices
+    )
+
+
+def run_mia(
+    cfg: Any,
+    scores_path: str,
+    splits: Mapping[str, str | None],
+    metrics_out: str,
+    aggregate_out: str,
+    table_out: str,
+) -> pd.DataFrame:
+    """Evaluation stage: metrics per split x slice x indicator, the aggregated attack, a Markdown table.
+
+    ``splits`` maps a split name to a Parquet file of retained item ids
+    (``None``: every item, the ``full`` split).
+    """
+    from lalm_audit import io
+    from lalm_audit.schemas import AGGREGATE_SCORES, MIA_METRICS
+
+    scores = io.read_table(scores_path)
+    labels = scores.drop_duplicates("item_id").set_index("item_id")["label"].astype(int)
+    members = {
+        name: (None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"]))
+        for name, path in splits.items()
+    }
+    metrics, agg = evaluate_mia(
+        scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
+    )
+    prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators}, seed=cfg.seed,
+                         **_source_provenance(scores_path))  # fmt: skip
+    io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
+    io.write_table(agg, aggregate_out, schema=AGGREGATE_SCORES, prov=prov)
+    io.write_text(markdown_table(metrics), table_out)
+    return metrics
+
+
+def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> str:
+    """Readable summary: headline per split, then the top indicators per split."""
+    tcol = tpr_column(fpr)
+    lines = ["# Membership inference results", ""]
+    h = headline(metrics, fpr)
+    lines.append("| split | members | non-members | loss (response) AUC [95% CI] | aggregate AUC [95% CI] | "
+                 f"aggregate TPR@{fpr:.1%} FPR | Welch p | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for _, r in h.iterrows():
+        loss = (
+            f"{r['loss_auc']:.3f} [{r['loss_lo']:.3f}, {r['loss_hi']:.3f}]"
+            if "loss_auc" in r and pd.notna(r.get("loss_auc"))
+            else "-"
+        )
+        lines.append(
+            f"| {r['split']} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
+            f"| {r['agg_tpr']:.3f} | {r['welch_p']:.2g} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
+        )
+    for split, m in metrics.groupby("split", sort=False):
+        lines += [
+            "",
+            f"## Top {top} indicators, split `{split}`",
+            "",
+            f"| slice | indicator | AUC [95% CI] | TPR@{fpr:.1%} FPR |",
+            "|---|---|---|---|",
+        ]
+        for _, r in m.sort_values("auc", ascending=False).head(top).iterrows():
+            lines.append(
+                f"| {r['slice']} | {r['indicator']} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | {r[tcol]:.3f} |"
+            )
+    lines += ["", "The best single indicator is chosen after seeing all of them, so its AUC is optimistic; "
+              "the aggregate is cross-validated.", ""]  # fmt: skip
+    return "\n".join(lines)

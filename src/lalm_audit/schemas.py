@@ -172,8 +172,77 @@ TOKEN_STATS = TableSchema(
     },
 )
 
+INDICATOR_SCORES = TableSchema(
+    name="indicator_scores",
+    columns={
+        "item_id": pa.string(),
+        "label": pa.int8(),
+        "slice": pa.string(),
+        "indicator": pa.string(),
+        "score": pa.float64(),
+    },
+    key=("item_id", "slice", "indicator"),
+    doc={
+        "slice": "audio, prompt, response or prompt+response",
+        "indicator": "indicator name (lalm_audit.indicators), e.g. loss, min_k_20, renyi_2_max_k_10",
+        "score": "higher = more likely a member",
+    },
+)
+
+MIA_METRICS = TableSchema(
+    name="mia_metrics",
+    columns={
+        "split": pa.string(),
+        "slice": pa.string(),
+        "indicator": pa.string(),
+        "auc": pa.float64(),
+        "auc_lo": pa.float64(),
+        "auc_hi": pa.float64(),
+        "n_members": pa.int64(),
+        "n_nonmembers": pa.int64(),
+        "welch_p": pa.float64(),
+        "mean_member": pa.float64(),
+        "mean_nonmember": pa.float64(),
+        "n_indicators": pa.int64(),
+    },
+    nullable=frozenset({"welch_p"}),
+    extra_prefixes=("tpr_at_",),
+    key=("split", "slice", "indicator"),
+    doc={
+        "split": "full, or a clean split's name",
+        "auc_lo": "lower bound of the stratified bootstrap CI (evaluation.confidence)",
+        "tpr_at_*": "largest TPR at FPR <= the bound (e.g. tpr_at_1pct_fpr)",
+        "welch_p": "dataset-level test (aggregate rows only): one-sided Welch t-test, members > non-members",
+        "mean_member": "mean aggregated score of the members in the split (same on every row of a split)",
+        "n_indicators": "how many indicator columns fed the aggregated attack",
+    },
+)
+
+AGGREGATE_SCORES = TableSchema(
+    name="aggregate_scores",
+    columns={
+        "split": pa.string(),
+        "item_id": pa.string(),
+        "label": pa.int8(),
+        "score": pa.float64(),
+    },
+    key=("split", "item_id"),
+    doc={
+        "score": "out-of-fold membership probability of the aggregated attack, CV within the split"
+    },
+)
+
 ALL_SCHEMAS: dict[str, TableSchema] = {
-    s.name: s for s in (MANIFEST, REJECTED, GENERATIONS, TOKEN_STATS)
+    s.name: s
+    for s in (
+        MANIFEST,
+        REJECTED,
+        GENERATIONS,
+        TOKEN_STATS,
+        INDICATOR_SCORES,
+        MIA_METRICS,
+        AGGREGATE_SCORES,
+    )
 }
 
 

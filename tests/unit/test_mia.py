@@ -1,5 +1,7 @@
 """The aggregated attack, the dataset-level test and per-split evaluation on constructed scores."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +81,53 @@ def test_aggregate_needs_two_items_per_class():
     scores, y = constructed(n=1)
     with pytest.raises(ValueError, match="at least 2 items per class"):
         evaluate_mia(scores, y, {"full": None}, FAST)
+
+
+def test_indicator_and_mia_stages_from_stored_stats(in_tmp):
+    """token stats on disk -> indicator table -> metrics, aggregate and Markdown, with provenance."""
+    from lalm_audit import io
+    from lalm_audit.config import parse_config
+    from lalm_audit.mia import run_indicators, run_mia
+    from lalm_audit.schemas import TOKEN_STATS
+    from tests.unit.test_indicators import naive_stats
+
+    rng = np.random.default_rng(0)
+    rows, manifest = [], []
+    for i in range(40):
+        label = i % 2
+        item = f"x{i:02d}"
+        manifest.append({"item_id": item, "label": label})
+        for sl, t in (("audio", 6), ("prompt", 3), ("response", 5)):
+            logits = rng.normal(size=(t, 7)) * (3.0 if label and sl != "prompt" else 1.0)
+            p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            y = p.argmax(1) if sl != "prompt" else rng.integers(0, 7, t)
+            st = naive_stats(p, y)
+            rows.append({"item_id": item, "slice": sl, "n_tokens": t, "token_ids": y.tolist(), "text": "" if sl == "audio" else "abc",
+                         **{k: v.astype(np.float32).tolist() for k, v in st.items()}})  # fmt: skip
+    io.write_table(
+        pd.DataFrame(rows), "stats.parquet", schema=TOKEN_STATS, prov={"model_revision": "abc123"}
+    )
+    pd.DataFrame(manifest).to_parquet("manifest.parquet")
+    pd.DataFrame({"item_id": [f"x{i:02d}" for i in range(20)]}).to_parquet("clean.parquet")
+    cfg = parse_config({"datasets": {"d": {"loader": "table", "path": "x"}}, "evaluation": {"bootstrap": 200},
+                        "indicators": {"k_grid": [0, 50, 100], "aggregate": {"folds": 4, "slices": ["audio"]}}})  # fmt: skip
+    scores = run_indicators(cfg, "m", "stats.parquet", "manifest.parquet", "scores.parquet")
+    assert set(scores["slice"]) == {"audio", "prompt", "response", "prompt+response"}
+    assert io.read_provenance("scores.parquet")["model_revision"] == "abc123"
+    metrics = run_mia(
+        cfg,
+        "scores.parquet",
+        {"full": None, "clean": "clean.parquet"},
+        "m.parquet",
+        "a.parquet",
+        "t.md",
+    )
+    m = metrics.set_index(["split", "slice", "indicator"])
+    assert m.loc[("full", "response", "loss"), "auc"] > 0.9  # sharper, argmax targets: members
+    assert m.loc[("full", "all", "aggregate"), "n_indicators"] == len(
+        scores[scores["slice"] == "audio"]["indicator"].unique()
+    )
+    assert m.loc[("clean", "all", "aggregate"), "n_members"] == 10
+    text = Path("t.md").read_text()
+    assert "| full | 20 | 20 |" in text and "post hoc" in text
+    assert io.read_provenance("m.parquet")["stage"] == "mia"
