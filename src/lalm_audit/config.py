@@ -312,6 +312,166 @@ class IndicatorsConfig(Strict):
         return v
 
 
+# --------------------------------------------------------------------------- perturbations
+
+
+class SilenceCondition(Strict):
+    """Audio replaced by digital silence (the text-only condition)."""
+
+    kind: Literal["silence"]
+    length: Literal["same", "fixed"] = Field(
+        "fixed",
+        description="'same': zeros as long as the original (still carries the clip's duration!); "
+        "'fixed': zeros of `seconds` for every item, so only the text differs between items.",
+    )
+    seconds: float = Field(3.0, gt=0, description="Length of fixed-length silence.")
+
+
+class NoiseCondition(Strict):
+    """Audio replaced by Gaussian noise with the original's length and RMS (the noise-only condition)."""
+
+    kind: Literal["noise"]
+
+
+class ResynthesisCondition(Strict):
+    """The transcript re-spoken by text-to-speech in other voices; scores averaged over renderings."""
+
+    kind: Literal["resynthesis"]
+    engine: Literal["espeak", "transformers"] = Field(
+        "espeak",
+        description="'espeak': offline espeak-ng voices; 'transformers': a text-to-speech model.",
+    )
+    voices: list[str] | None = Field(
+        None,
+        description="espeak voices ('en-us+f3/r170/p60/g50'), one rendering each; null: the three voices the demo "
+        "world reserves for re-synthesis (never used by a demo speaker).",
+    )
+    renderings: int = Field(
+        3, ge=1, description="Renderings per item (transformers engine: seeds 0..N-1)."
+    )
+    model: str | None = Field(
+        None, description="transformers engine: hub id or local path of a text-to-speech model."
+    )
+    revision: str | None = Field(
+        None, description="transformers engine: model revision (branch, tag or commit)."
+    )
+    trust_remote_code: bool = Field(
+        False, description="transformers engine: allow the model's own code (off unless set)."
+    )
+    device: str = Field("cpu", description="transformers engine: torch device.")
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> ResynthesisCondition:
+        if self.engine == "transformers" and not self.model:
+            raise ValueError(
+                "resynthesis with engine 'transformers' needs `model` (hub id or local path)"
+            )
+        if (
+            self.engine == "espeak"
+            and self.voices is not None
+            and len(self.voices) != self.renderings
+        ):
+            raise ValueError(
+                f"{len(self.voices)} voices given for {self.renderings} renderings: give one voice per rendering"
+            )
+        return self
+
+
+class PitchShiftCondition(Strict):
+    """Speaker perturbation that keeps the words: pitch shifted by a fixed number of semitones."""
+
+    kind: Literal["pitch_shift"]
+    semitones: float = Field(4.0, description="Shift in semitones (positive: up).")
+
+
+class VtlpCondition(Strict):
+    """Speaker perturbation that keeps the words: vocal tract length perturbation (frequency-axis warp)."""
+
+    kind: Literal["vtlp"]
+    alpha: float = Field(
+        1.2,
+        gt=0.5,
+        lt=2.0,
+        description="Warp factor (>1 moves formants up, a shorter vocal tract).",
+    )
+    boundary_hz: float = Field(
+        4800.0, gt=0, description="Warp boundary frequency F_hi of Jaitly & Hinton (2013)."
+    )
+
+
+class SnrNoiseCondition(Strict):
+    """Gaussian noise added to the original at a set SNR."""
+
+    kind: Literal["snr_noise"]
+    snr_db: float = Field(10.0, description="Signal-to-noise ratio in dB.")
+
+
+class BandlimitCondition(Strict):
+    """The original band-limited (telephone-like by default)."""
+
+    kind: Literal["bandlimit"]
+    low_hz: float = Field(300.0, ge=0)
+    high_hz: float = Field(3400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _band(self) -> BandlimitCondition:
+        if self.low_hz >= self.high_hz:
+            raise ValueError("low_hz must be below high_hz")
+        return self
+
+
+PerturbCondition = Annotated[
+    SilenceCondition
+    | NoiseCondition
+    | ResynthesisCondition
+    | PitchShiftCondition
+    | VtlpCondition
+    | SnrNoiseCondition
+    | BandlimitCondition,
+    Field(discriminator="kind"),
+]
+
+
+def _default_conditions() -> dict[str, Any]:
+    return {
+        "silence": SilenceCondition(kind="silence", length="fixed"),
+        "silence_same_length": SilenceCondition(kind="silence", length="same"),
+        "noise": NoiseCondition(kind="noise"),
+        "resynthesis": ResynthesisCondition(kind="resynthesis"),
+        "pitch_up": PitchShiftCondition(kind="pitch_shift"),
+        "vtlp": VtlpCondition(kind="vtlp"),
+        "snr_10": SnrNoiseCondition(kind="snr_noise"),
+        "telephone": BandlimitCondition(kind="bandlimit"),
+    }
+
+
+class PerturbConfig(Strict):
+    """Modality disentanglement: re-score items under perturbed audio (phase 3 of the paper)."""
+
+    datasets: list[str] | None = Field(
+        None, description="Datasets to perturb; null: every audit dataset."
+    )
+    conditions: dict[str, PerturbCondition] = Field(
+        default_factory=_default_conditions,
+        description="Condition name -> perturbation; items become <item>__<name>.",
+    )
+    responses: list[Literal["generated", "regenerated", "transcript"]] = Field(
+        default_factory=lambda: ["generated", "transcript"],
+        description="Which text stage 2 scores under a perturbation: the stage-1 response to the ORIGINAL audio "
+        "('generated'), a response regenerated from the perturbed audio ('regenerated'), or the transcript.",
+    )
+
+    @field_validator("conditions")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if name == "original" or not _NAME_RE.match(name) or "__" in name:
+                raise ValueError(
+                    f"condition name {name!r} must match {NAME_PATTERN}, not contain '__' and not be 'original'"
+                )
+        return v
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -329,6 +489,7 @@ class Config(Strict):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     indicators: IndicatorsConfig = Field(default_factory=IndicatorsConfig)
+    perturb: PerturbConfig = Field(default_factory=PerturbConfig)
 
     @field_validator("datasets")
     @classmethod

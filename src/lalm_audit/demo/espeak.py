@@ -47,6 +47,20 @@ class Voice:
     def key(self) -> str:
         return f"{self.name}/r{self.rate}/p{self.pitch}/g{self.range}"
 
+    @classmethod
+    def parse(cls, spec: str) -> Voice:
+        """``"en-us+f3"`` or ``"en-us+f3/r170/p60/g50"`` (the :attr:`key` format) -> Voice."""
+        name, *opts = spec.split("/")
+        fields = {"r": "rate", "p": "pitch", "g": "range"}
+        kw: dict[str, int] = {}
+        for o in opts:
+            if not o or o[0] not in fields or not o[1:].isdigit():
+                raise ValueError(
+                    f"bad voice option {o!r} in {spec!r}: use r<rate>, p<pitch>, g<range>"
+                )
+            kw[fields[o[0]]] = int(o[1:])
+        return cls(name, **kw)
+
 
 class EspeakError(RuntimeError):
     pass

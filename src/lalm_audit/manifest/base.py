@@ -24,6 +24,7 @@ REASONS: dict[str, str] = {
     "bad_segment": "offset/duration point outside the audio file; fix the segment columns",
     "too_long": "the clip is longer than audio.max_duration_s and long_clip_policy is 'reject'; "
     "raise max_duration_s, cut the clip, or use long_clip_policy 'truncate'",
+    "perturbation_failed": "the perturbation could not be applied to this item (see the reason); check its audio",
     "subsampled": "not drawn by the balanced subsample (max_items_per_class); raise max_items_per_class to keep it",
 }
 
