@@ -2,7 +2,8 @@
 
 Convention: **higher score = more likely a member**; labels are 1 (member) / 0.
 
-- ROC AUC and ROC points come from scikit-learn.
+- ROC points come from scikit-learn; the AUC is the Mann-Whitney U statistic
+  (scipy), equal to ``roc_auc_score`` but exact for symmetric ties.
 - TPR at a fixed FPR is the largest TPR among ROC points whose FPR is at most
   the bound (no interpolation), as in ``metrics.md``.
 - Confidence intervals use a *stratified* bootstrap (members and non-members
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 DEFAULT_FPRS = (0.001, 0.01, 0.05)
 
@@ -46,9 +47,14 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def auc(labels: Any, scores: Any) -> float:
-    """ROC AUC with members as the positive class (ties count one half)."""
+    """ROC AUC with members as the positive class (ties count one half).
+
+    Computed from ranks (the Mann-Whitney U statistic), which equals
+    scikit-learn's ``roc_auc_score`` to rounding but is exact where it matters:
+    members and non-members with identical score multisets give exactly 0.5.
+    """
     y, s = _check(np.asarray(labels), np.asarray(scores))
-    return float(roc_auc_score(y, s))
+    return float(_auc_mwu(s[y == 1], s[y == 0]))
 
 
 def _auc_mwu(pos: np.ndarray, neg: np.ndarray, axis: int = -1) -> np.ndarray:

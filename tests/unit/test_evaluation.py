@@ -13,11 +13,16 @@ def test_auc_extremes_and_ties():
     assert ev.auc(y, [2, 1, 1, 0]) == 0.875  # one tied pair counts one half: (3 + 0.5) / 4
 
 
-def test_vectorized_mwu_auc_equals_sklearn_with_ties():
+def test_auc_equals_sklearn_with_ties_and_is_exact_for_symmetric_scores():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
     s = rng.integers(0, 10, 300).astype(float) + y
-    assert ev._auc_mwu(s[y == 1], s[y == 0]) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert ev.auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    twin = rng.normal(size=500)
+    y2 = np.r_[np.ones(500), np.zeros(500)]
+    assert (
+        ev.auc(y2, np.r_[twin, twin[::-1]]) == 0.5
+    )  # exactly; roc_auc_score gives 0.49999999999999994
 
 
 def test_tpr_at_fpr_hand_computed():

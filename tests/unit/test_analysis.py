@@ -1,0 +1,71 @@
+"""Condition comparisons and correlation on constructed scores with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lalm_audit.analysis import average_renderings, compare_conditions, correlation_table
+
+
+def table(ids, labels, scores, sl="response", ind="loss"):
+    return pd.DataFrame(
+        {"item_id": ids, "label": labels, "slice": sl, "indicator": ind, "score": scores}
+    )
+
+
+N = 60
+IDS = [f"i{k:02d}" for k in range(2 * N)]
+Y = np.r_[np.ones(N), np.zeros(N)].astype(int)
+
+
+def test_identical_inputs_give_exactly_half_and_signal_loss_is_significant():
+    rng = np.random.default_rng(0)
+    original = table(IDS, Y, rng.normal(size=2 * N) + 2.0 * Y)
+    # fixed-length silence + transcript scoring: each member has a twin non-member with the same score
+    twin = rng.normal(size=N)
+    silence = table([f"{i}__silence" for i in IDS], Y, np.r_[twin, twin])
+    keeps = table([f"{i}__pitch" for i in IDS], Y, rng.normal(size=2 * N) + 2.0 * Y)
+    out = compare_conditions(
+        original, {"silence": silence, "pitch": keeps}, [("response", "loss")], n_resamples=400
+    ).set_index("condition")
+    assert out.loc["silence", "auc"] == 0.5  # exactly
+    assert out.loc["silence", "significant"] and out.loc["silence", "diff"] < -0.3
+    assert (
+        not out.loc["pitch", "significant"]
+        and out.loc["pitch", "diff_lo"] < 0 < out.loc["pitch", "diff_hi"]
+    )
+    assert out.loc["original", "auc"] > 0.85
+    # Holm never lowers a p-value
+    assert (out["p_holm"].dropna() >= out["p_value"].dropna()).all()
+
+
+def test_renderings_are_averaged_per_item():
+    ids = ["a__resynthesis__r0", "a__resynthesis__r1", "b__resynthesis__r0", "b__resynthesis__r1"]
+    df = average_renderings(table(ids, [1, 1, 0, 0], [1.0, 3.0, 0.0, 1.0]))
+    assert df.set_index("item_id")["score"].to_dict() == {"a": 2.0, "b": 0.5}
+    assert df["n"].tolist() == [2, 2]
+
+
+def test_only_common_items_are_compared():
+    rng = np.random.default_rng(1)
+    original = table(IDS, Y, rng.normal(size=2 * N))
+    half = table([f"{i}__noise" for i in IDS[::2]], Y[::2], rng.normal(size=N))
+    out = compare_conditions(
+        original, {"noise": half}, [("response", "loss")], n_resamples=200
+    ).set_index("condition")
+    assert out.loc["noise", "n_members"] + out.loc["noise", "n_nonmembers"] == N
+
+
+def test_correlation_with_blind_logit():
+    rng = np.random.default_rng(2)
+    logit = pd.Series(rng.normal(size=2 * N), index=IDS)
+    spurious = table(IDS, Y, 0.9 * logit.to_numpy() + 0.2 * rng.normal(size=2 * N))
+    independent = table(IDS, Y, rng.normal(size=2 * N), ind="min_k_20")
+    c = correlation_table(
+        pd.concat([spurious, independent]), {"combined": logit}, n_resamples=300
+    ).set_index("indicator")
+    assert c.loc["loss", "pearson"] > 0.9 and c.loc["loss", "pearson_lo"] > 0.8
+    assert c.loc["min_k_20", "pearson_lo"] < 0 < c.loc["min_k_20", "pearson_hi"]
+    assert c.loc["loss", "n"] == 2 * N
+    with pytest.raises(KeyError):
+        c.loc["absent"]
