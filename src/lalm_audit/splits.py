@@ -118,7 +118,7 @@ def filter_confident(
     nonmembers = df[df["label"] == 0].sort_values(
         ["prob", "item_id"], ascending=[True, True]
     )  # most non-member-like first
-    step = max(1, int(round(step_fraction * len(df) / 2)))
+    step = max(1, round(step_fraction * len(df) / 2))
     trace, dropped = [], 0
     while True:
         kept = pd.concat([members.iloc[dropped:], nonmembers.iloc[dropped:]])
