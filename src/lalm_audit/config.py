@@ -508,6 +508,23 @@ class Config(Strict):
         """Datasets every audit stage runs on, in config order."""
         return [n for n, d in self.datasets.items() if d.role == "audit"]
 
+    def perturbed_datasets(self) -> list[str]:
+        """Audit datasets the disentanglement stage perturbs."""
+        chosen = self.perturb.datasets
+        return [d for d in self.audit_datasets() if chosen is None or d in chosen]
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        unknown = [d for d in (self.perturb.datasets or []) if d not in self.datasets]
+        if unknown:
+            raise ValueError(f"perturb.datasets names unknown datasets {unknown}")
+        not_audit = [d for d in (self.perturb.datasets or []) if self.datasets[d].role != "audit"]
+        if not_audit:
+            raise ValueError(
+                f"perturb.datasets {not_audit} are not audit datasets (role: train_pool)"
+            )
+        return self
+
 
 # --------------------------------------------------------------------------- loading and hashing
 

@@ -191,3 +191,17 @@ def test_stage_writes_a_manifest_and_records_failures(in_tmp):
         "a1__voices",
         "a2__voices",
     }
+
+
+def test_perturb_datasets_must_be_audit_datasets():
+    base = {
+        "datasets": {
+            "a": {"loader": "table", "path": "x"},
+            "pool": {"loader": "table", "path": "y", "role": "train_pool"},
+        }
+    }
+    assert parse_config(base).perturbed_datasets() == ["a"]
+    with pytest.raises(Exception, match="unknown datasets"):
+        parse_config({**base, "perturb": {"datasets": ["nope"]}})
+    with pytest.raises(Exception, match="not audit datasets"):
+        parse_config({**base, "perturb": {"datasets": ["pool"]}})

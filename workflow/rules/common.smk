@@ -19,8 +19,13 @@ AUDIT_DATASETS = CFG.audit_datasets()
 ENV = "../../envs/lalm-audit.yaml"
 
 
+PERTURBED_DATASETS = CFG.perturbed_datasets()
+CONDITIONS = list(CFG.perturb.conditions)
+
+
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
+    condition="|".join(["original", *(re.escape(c) for c in CONDITIONS)]),
 
 
 def dataset_sources(wildcards):

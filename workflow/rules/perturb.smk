@@ -1,0 +1,23 @@
+# Modality disentanglement: derived items with silenced, replaced, re-spoken or perturbed audio.
+
+
+rule perturb:
+    input:
+        manifest="results/manifests/{dataset}.parquet",
+    output:
+        manifest="results/perturb/{dataset}/{condition}.parquet",
+        rejected="results/perturb/{dataset}/{condition}.rejected.parquet",
+        audio=directory("results/perturb/{dataset}/{condition}/audio"),
+    log:
+        "results/logs/perturb/{dataset}/{condition}.log",
+    benchmark:
+        "results/benchmarks/perturb/{dataset}/{condition}.tsv"
+    conda:
+        ENV
+    params:
+        condition=lambda wc: config.get("perturb", {})
+        .get("conditions", {})
+        .get(wc.condition),
+        seed=config.get("seed"),
+    script:
+        "../scripts/perturb.py"
