@@ -472,6 +472,41 @@ class PerturbConfig(Strict):
         return v
 
 
+# --------------------------------------------------------------------------- analysis
+
+
+class AnalysisConfig(Strict):
+    """Correlation with blind artifacts, confound adjustment and condition comparisons."""
+
+    targets: list[str] = Field(
+        default_factory=lambda: [
+            "response/loss",
+            "response/min_k_20",
+            "prompt+response/loss",
+            "audio/renyi_2_max_k_100",
+        ],
+        description="'<slice>/<indicator>' scores that the correlation, confound-adjustment and disentanglement "
+        "analyses report ('all/aggregate' is the aggregated attack).",
+    )
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Significance level (after Holm's correction) of condition comparisons.",
+    )
+    confound_adjust: bool = Field(
+        True, description="Compute the confound-adjusted AUC and the blind + indicator gain."
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t.count("/") != 1]
+        if bad:
+            raise ValueError(f"targets must read '<slice>/<indicator>' (got {bad})")
+        return v
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -490,6 +525,7 @@ class Config(Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     indicators: IndicatorsConfig = Field(default_factory=IndicatorsConfig)
     perturb: PerturbConfig = Field(default_factory=PerturbConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     @field_validator("datasets")
     @classmethod

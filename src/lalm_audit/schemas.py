@@ -232,6 +232,36 @@ AGGREGATE_SCORES = TableSchema(
     },
 )
 
+DISENTANGLEMENT = TableSchema(
+    name="disentanglement",
+    columns={
+        "split": pa.string(),
+        "condition": pa.string(),
+        "slice": pa.string(),
+        "indicator": pa.string(),
+        "auc": pa.float64(),
+        "auc_lo": pa.float64(),
+        "auc_hi": pa.float64(),
+        "n_members": pa.int64(),
+        "n_nonmembers": pa.int64(),
+        "diff": pa.float64(),
+        "diff_lo": pa.float64(),
+        "diff_hi": pa.float64(),
+        "p_value": pa.float64(),
+        "p_holm": pa.float64(),
+        "significant": pa.bool_(),
+    },
+    nullable=frozenset({"p_value", "p_holm"}),
+    extra_prefixes=("tpr_at_",),
+    key=("split", "condition", "slice", "indicator"),
+    doc={
+        "condition": "'original' or a perturbation condition",
+        "diff": "AUC(condition) - AUC(original) on the same items (paired stratified bootstrap CI)",
+        "p_holm": "two-sided p of the difference, Holm-corrected across the conditions of one target",
+        "significant": "p_holm < analysis.alpha",
+    },
+)
+
 ALL_SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (

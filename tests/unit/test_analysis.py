@@ -1,5 +1,7 @@
 """Condition comparisons and correlation on constructed scores with known answers."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,23 @@ def test_confound_adjustment_keeps_real_memorization():
     r = confound_adjusted(score, y, X, pre, folds=5, n_resamples=300)
     assert r["auc"] > 0.8 and r["adjusted_lo"] > 0.7
     assert r["gain"] > 0.2 and r["gain_lo"] > 0 and r["blind_auc"] < 0.65
+
+
+def test_disentangle_stage_writes_table_and_chart(in_tmp):
+    from lalm_audit import io
+    from lalm_audit.analysis import run_disentangle
+    from lalm_audit.config import parse_config
+
+    rng = np.random.default_rng(5)
+    io.write_table(table(IDS, Y, rng.normal(size=2 * N) + 2 * Y), "orig.parquet")
+    twin = rng.normal(size=N)
+    io.write_table(table([f"{i}__silence" for i in IDS], Y, np.r_[twin, twin]), "sil.parquet")
+    pd.DataFrame({"item_id": IDS[::3]}).to_parquet("clean.parquet")
+    cfg = parse_config({"datasets": {"d": {"loader": "table", "path": "x"}}, "evaluation": {"bootstrap": 200},
+                        "analysis": {"targets": ["response/loss"]}})  # fmt: skip
+    t = run_disentangle(cfg, "orig.parquet", {"silence": "sil.parquet"}, {"full": None, "clean": "clean.parquet"},
+                        "d.parquet", "d.png", "d.pdf")  # fmt: skip
+    full = t[t["split"] == "full"].set_index("condition")
+    assert full.loc["silence", "auc"] == 0.5 and full.loc["silence", "significant"]
+    assert set(t["split"]) == {"full", "clean"}
+    assert Path("d.png").stat().st_size > 1000 and Path("d.pdf").stat().st_size > 1000
