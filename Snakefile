@@ -21,6 +21,7 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/scoring.smk"
 
 
 rule all:

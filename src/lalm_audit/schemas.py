@@ -172,7 +172,9 @@ TOKEN_STATS = TableSchema(
     },
 )
 
-ALL_SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (MANIFEST, REJECTED, GENERATIONS, TOKEN_STATS)}
+ALL_SCHEMAS: dict[str, TableSchema] = {
+    s.name: s for s in (MANIFEST, REJECTED, GENERATIONS, TOKEN_STATS)
+}
 
 
 def empty_frame(schema: TableSchema) -> pd.DataFrame:
