@@ -336,27 +336,27 @@ class DemoModelSpec(Strict):
 class DemoModelsConfig(Strict):
     """Small Qwen2-Audio models trained on the demo data on CPU (the demo's target models)."""
 
-    seed: int = 0
-    epochs: int = Field(24, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
-    batch_size: int = Field(12, ge=1)
+    seed: int = Field(0, description="Seed of the tokenizer sample, initialization and shuffling.")
+    epochs: int = Field(20, ge=1, description="Passes over the training items.")
+    learning_rate: float = Field(
+        4e-3,
+        gt=0,
+        description="AdamW peak learning rate (one epoch of warm-up, then linear decay).",
+    )
+    batch_size: int = Field(12, ge=1, description="Items per optimizer step.")
     window_s: int = Field(
-        6,
+        5,
         ge=1,
-        description="Audio window (Whisper chunk_length, seconds); longer clips get the model's long_clip_policy.",
+        description="Audio window (Whisper chunk_length, seconds); longer clips get the model's "
+        "long_clip_policy.",
     )
     vocab_size: int = Field(768, ge=300, description="Byte-level BPE vocabulary size.")
     hidden_size: int = Field(
-        128, ge=16, description="Hidden size of the text and audio transformers."
+        64, ge=16, description="Hidden size of the text and audio transformers."
     )
     layers: int = Field(2, ge=1, description="Layers of the text and audio transformers.")
-    heads: int = Field(4, ge=1)
-    input_token_dropout: float = Field(
-        0.3,
-        ge=0,
-        lt=1,
-        description="Fraction of response tokens replaced by random tokens in the decoder input "
-        "(word dropout): the model must read the audio, not only continue a memorized text.",
+    heads: int = Field(
+        4, ge=1, description="Attention heads (the text model has half as many KV heads)."
     )
     models: dict[str, DemoModelSpec] = Field(
         default_factory=lambda: {

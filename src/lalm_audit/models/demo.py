@@ -111,13 +111,12 @@ def training_items(cfg: Config, alias: str, manifests: Mapping[str, pd.DataFrame
     spec = cfg.demo_models.models[alias]
     parts = []
     for name, ds in cfg.datasets.items():
+        if ds.role != "train_pool" and not spec.train_members:
+            continue
         if name not in manifests:
             raise LalmAuditError(f"demo model {alias!r} needs the manifest of {name!r}")
         df = manifests[name]
-        if ds.role == "train_pool":
-            parts.append(df)
-        elif spec.train_members:
-            parts.append(df[df["label"] == 1])
+        parts.append(df if ds.role == "train_pool" else df[df["label"] == 1])
     items = pd.concat(parts, ignore_index=True)
     return items.sort_values(["dataset", "item_id"]).reset_index(drop=True)
 
@@ -165,18 +164,6 @@ def _collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _word_dropout(
-    inputs: dict[str, torch.Tensor], rate: float, low: int, high: int, gen: torch.Generator
-) -> None:
-    """Replace ``rate`` of the response input tokens by random ordinary tokens (labels unchanged)."""
-    if rate <= 0:
-        return
-    ids = inputs["input_ids"]
-    resp = inputs["labels"] != -100
-    drop = (torch.rand(ids.shape, generator=gen) < rate) & resp
-    ids[drop] = torch.randint(low, high, (int(drop.sum()),), generator=gen)
-
-
 def train_demo_model(
     cfg: Config, alias: str, manifests: Mapping[str, pd.DataFrame]
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -197,7 +184,6 @@ def train_demo_model(
         opt, lambda s: min(1.0, (s + 1) / steps_per_epoch) * max(0.05, 1 - s / total)
     )
     gen = torch.Generator().manual_seed(recipe.seed)
-    n_special = len(BASE_SPECIAL_TOKENS) + len(AUDIO_TOKENS)
     losses = []
     t0 = time.perf_counter()
     for epoch in range(recipe.epochs):
@@ -207,9 +193,7 @@ def train_demo_model(
             batch = [
                 examples[i] for i in order[s * recipe.batch_size : (s + 1) * recipe.batch_size]
             ]
-            inputs = _collate(batch, proc.tokenizer.pad_token_id)
-            _word_dropout(inputs, recipe.input_token_dropout, n_special, len(proc.tokenizer), gen)
-            loss = model(**inputs).loss
+            loss = model(**_collate(batch, proc.tokenizer.pad_token_id)).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
