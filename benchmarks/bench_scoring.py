@@ -145,9 +145,9 @@ def main() -> None:
     ips_bare = args.items / statistics.median(t_bare)
     print(f"\n1. stage-2 throughput on {args.items} items (median of {args.repeats} runs)")
     print(
-        f"   pipeline (batch {args.batch_size}, forward + all statistics): {ips_pipe:8.2f} items/s"
+        f"   {f'pipeline (batch {args.batch_size}, forward + all statistics)':52s} {ips_pipe:8.2f} items/s"
     )
-    print(f"   bare transformers loop (batch 1, forward only):          {ips_bare:8.2f} items/s")
+    print(f"   {'bare transformers loop (batch 1, forward only)':52s} {ips_bare:8.2f} items/s")
     print(f"   ratio pipeline / bare: {ips_pipe / ips_bare:.2f}x")
 
     # --- 2. statistics vs forward, per batch ---------------------------------------------
@@ -188,9 +188,11 @@ def main() -> None:
     f, s_ = sum(fwd) / args.repeats, sum(st) / args.repeats
     print(f"\n2. per-token statistics vs the forward pass ({n_pos} scored positions)")
     print(
-        f"   forward (model + output head on scored positions): {f * 1e3 / n_pos:8.3f} ms/position"
+        f"   {'forward (model + output head on scored positions)':52s} {f * 1e3 / n_pos:8.3f} ms/position"
     )
-    print(f"   statistics (11 per position + target id, fp32):{s_ * 1e3 / n_pos:8.3f} ms/position")
+    print(
+        f"   {'statistics (11 per position + target id, fp32)':52s} {s_ * 1e3 / n_pos:8.3f} ms/position"
+    )
     print(f"   statistics / forward = {s_ / f:.1%} (target <= 10%)")
 
 
