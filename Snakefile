@@ -22,6 +22,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/perturb.smk"
+include: "workflow/rules/scoring.smk"
 
 
 rule all:

@@ -11,6 +11,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Nothing in the tests may reach a model hub (read by huggingface_hub at import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 def sine(
     freq: float = 220.0, dur: float = 1.0, sr: int = 16000, amp: float = 0.5, channels: int = 1

@@ -125,6 +125,84 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- scoring
+
+
+def _demo_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", nargs="*", help="demo model alias(es); default: all")
+    p.add_argument("--root", default=".", help="working directory holding results/")
+
+
+@command(
+    "demo-model",
+    "train the demo models (demo_models in the config) into results/models/<alias>",
+    args=_demo_model_args,
+)
+def cmd_demo_model(args: argparse.Namespace) -> int:
+    from lalm_audit.models.demo import run_demo_model
+
+    cfg = _config(args)
+    if cfg.demo_models is None:
+        raise LalmAuditError("the config has no 'demo_models' section; use config/demo.yaml")
+    root = Path(args.root)
+    manifests = {n: root / "results" / "manifests" / f"{n}.parquet" for n in cfg.datasets}
+    for alias in args.model or list(cfg.demo_models.models):
+        run_demo_model(cfg, alias, manifests, root / "results" / "models" / alias)
+    return 0
+
+
+def _stage_args(p: argparse.ArgumentParser, responses: bool) -> None:
+    p.add_argument("-m", "--model", required=True, help="model alias (config: models)")
+    p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
+    p.add_argument("--condition", default="original", help="input condition (default: original)")
+    p.add_argument("--shard", type=int, nargs="*", help="shard(s) to (re)compute; default: all")
+    p.add_argument("--force", action="store_true", help="recompute shards whose output exists")
+    p.add_argument("--root", default=".", help="working directory holding results/")
+    if responses:
+        p.add_argument(
+            "-r", "--response", nargs="*", help="generated / transcript; default: scoring.responses"
+        )
+
+
+def _run_stage(args: argparse.Namespace, stage: str) -> int:
+    from lalm_audit.scoring.run import run_stage_shards
+
+    cfg = _config(args)
+    for ds in args.dataset or cfg.audit_datasets():
+        written = run_stage_shards(
+            cfg,
+            stage,  # type: ignore[arg-type]
+            args.model,
+            ds,
+            condition=args.condition,
+            responses=getattr(args, "response", None) or cfg.scoring.responses,
+            shards=args.shard,
+            root=args.root,
+            skip_existing=not args.force and args.shard is None,
+        )
+        for p in written:
+            log.info("%s/%s -> %s", args.model, ds, p)
+    return 0
+
+
+@command(
+    "generate",
+    "stage 1: greedy responses of a model to audio + prompt (replays generate jobs)",
+    args=lambda p: _stage_args(p, responses=False),
+)
+def cmd_generate(args: argparse.Namespace) -> int:
+    return _run_stage(args, "generate")
+
+
+@command(
+    "score",
+    "stage 2: teacher-forced pass and per-token statistics (replays score jobs)",
+    args=lambda p: _stage_args(p, responses=True),
+)
+def cmd_score(args: argparse.Namespace) -> int:
+    return _run_stage(args, "score")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")

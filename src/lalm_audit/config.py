@@ -507,6 +507,125 @@ class AnalysisConfig(Strict):
         return v
 
 
+# --------------------------------------------------------------------------- models and scoring
+
+#: LALM families with an adapter (``lalm_audit.models.ADAPTERS``; a test keeps the two in sync).
+MODEL_FAMILIES = (
+    "qwen2_audio",
+    "audio_flamingo3",
+    "music_flamingo",
+)
+
+
+class ModelConfig(Strict):
+    """One target model, by alias: where to load it from and how to run it."""
+
+    family: Literal[MODEL_FAMILIES] = Field(  # type: ignore[valid-type]
+        description="Adapter family: " + ", ".join(MODEL_FAMILIES) + "."
+    )
+    path_or_hub_id: str = Field(
+        description="Hugging Face hub id (e.g. nvidia/audio-flamingo-3-hf) or a local folder."
+    )
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit) to pin; null: the default branch."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weights dtype; auto: bfloat16 on a GPU that supports it, else float16 "
+        "on GPU, float32 on CPU. Statistics are always computed in float32.",
+    )
+    device: str = Field(
+        "auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:N."
+    )
+    batch_size: int = Field(8, ge=1, description="Items per batch in both stages.")
+    prompt: str = Field(
+        "Transcribe the audio.", min_length=1, description="Text prompt given with the audio."
+    )
+    max_new_tokens: int = Field(128, ge=1, description="Longest stage-1 response, in tokens.")
+    trust_remote_code: bool = Field(
+        False, description="Run the checkpoint's own Python code (only for models that need it)."
+    )
+    long_clip_policy: Literal["truncate", "reject"] = Field(
+        "truncate",
+        description="Clips longer than the model's audio window: 'truncate' scores the first "
+        "window (recorded as audio_window_truncated, with a warning); 'reject' records the item "
+        "as rejected ('too_long_for_model') and does not score it.",
+    )
+    attn_implementation: str | None = Field(
+        None,
+        description="transformers attention backend (sdpa, eager, flash_attention_2); null: default.",
+    )
+
+
+class ScoringConfig(Strict):
+    """Two-stage scoring: stage-1 generation, stage-2 teacher-forced statistics."""
+
+    models: list[str] | None = Field(
+        None, description="Model aliases to score; null: every configured model."
+    )
+    responses: list[Literal["generated", "transcript"]] = Field(
+        default_factory=lambda: ["generated", "transcript"],
+        description="Texts stage 2 scores on original audio: the model's greedy response "
+        "('generated', as in VL-MIA) and/or the ground-truth transcript.",
+    )
+    shards: int = Field(
+        4, ge=1, description="Jobs per (model, dataset, stage); a killed job loses one shard."
+    )
+    chunk_positions: int = Field(
+        256, ge=1, description="Positions whose logits are materialized at once in stage 2."
+    )
+    compile_stats: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="torch.compile the statistics (fuses ~20 passes over the vocabulary); "
+        "auto: on CUDA only (compilation costs seconds per process).",
+    )
+    local_files_only: bool = Field(
+        False, description="Never contact the hub (also on when HF_HUB_OFFLINE=1)."
+    )
+
+
+class DemoModelSpec(Strict):
+    train_members: bool = Field(
+        description="Also train on the members of every audit dataset (true: the model under "
+        "audit; false: a control that saw no member)."
+    )
+
+
+class DemoModelsConfig(Strict):
+    """Small Qwen2-Audio models trained on the demo data on CPU (the demo's target models)."""
+
+    seed: int = Field(0, description="Seed of the tokenizer sample, initialization and shuffling.")
+    epochs: int = Field(20, ge=1, description="Passes over the training items.")
+    learning_rate: float = Field(
+        4e-3,
+        gt=0,
+        description="AdamW peak learning rate (one epoch of warm-up, then linear decay).",
+    )
+    batch_size: int = Field(12, ge=1, description="Items per optimizer step.")
+    window_s: int = Field(
+        5,
+        ge=1,
+        description="Audio window (Whisper chunk_length, seconds); longer clips get the model's "
+        "long_clip_policy.",
+    )
+    vocab_size: int = Field(768, ge=300, description="Byte-level BPE vocabulary size.")
+    hidden_size: int = Field(
+        64, ge=16, description="Hidden size of the text and audio transformers."
+    )
+    layers: int = Field(2, ge=1, description="Layers of the text and audio transformers.")
+    heads: int = Field(
+        4, ge=1, description="Attention heads (the text model has half as many KV heads)."
+    )
+    models: dict[str, DemoModelSpec] = Field(
+        default_factory=lambda: {
+            "demo-target": DemoModelSpec(train_members=True),
+            "demo-control": DemoModelSpec(train_members=False),
+        },
+        description="Alias -> recipe; each alias must also be configured under models (family "
+        "qwen2_audio, path_or_hub_id results/models/<alias>).",
+    )
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -526,6 +645,13 @@ class Config(Strict):
     indicators: IndicatorsConfig = Field(default_factory=IndicatorsConfig)
     perturb: PerturbConfig = Field(default_factory=PerturbConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    models: dict[str, ModelConfig] = Field(
+        default_factory=dict, description="Target model alias -> how to load and run it."
+    )
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    demo_models: DemoModelsConfig | None = Field(
+        None, description="Present only in the demo config: train the demo models."
+    )
 
     @field_validator("datasets")
     @classmethod
@@ -539,6 +665,36 @@ class Config(Strict):
                     "(it becomes part of file paths and item ids)"
                 )
         return v
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not _NAME_RE.match(name) or "__" in name:
+                raise ValueError(
+                    f"model alias {name!r} must match {NAME_PATTERN} and not contain '__'"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _model_references(self) -> Config:
+        unknown = sorted(set(self.scoring.models or []) - set(self.models))
+        if unknown:
+            raise ValueError(f"scoring.models names unconfigured models {unknown}")
+        for alias in self.demo_models.models if self.demo_models else {}:
+            m = self.models.get(alias)
+            want = f"results/models/{alias}"
+            if m is None or m.family != "qwen2_audio" or m.path_or_hub_id.rstrip("/") != want:
+                raise ValueError(
+                    f"demo model {alias!r} must also be configured under models with family "
+                    f"qwen2_audio and path_or_hub_id {want!r}"
+                )
+        return self
+
+    def scored_models(self) -> list[str]:
+        """Model aliases the scoring stage runs, in config order."""
+        chosen = self.scoring.models
+        return [m for m in self.models if chosen is None or m in chosen]
 
     def audit_datasets(self) -> list[str]:
         """Datasets every audit stage runs on, in config order."""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,6 +73,8 @@ def test_every_job_has_a_log(demo_run):
     assert {"demo_data.log", "manifest/summary.log"} | {
         f"manifest/{d}.log" for d in DATASETS
     } <= logs
+    assert {"demo_model/demo-target.log", "demo_model/demo-control.log"} <= logs
+    assert "scores/demo-target/demo-matched/original/transcript/token_stats/shard-0.log" in logs
 
 
 def test_rerun_is_a_no_op(demo_run):
@@ -79,3 +82,76 @@ def test_rerun_is_a_no_op(demo_run):
     res = snakemake(workdir, "-n")
     assert res.returncode == 0
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+# --------------------------------------------------------------------------- scoring
+
+SCORED = ("demo-target", "demo-control")
+AUDIT = ("demo-matched", "demo-shifted", "demo-partial", "demo-binding")
+
+
+def _score_auc(workdir: Path, model: str, dataset: str, response: str, slice_: str, col: str,
+               sign: float = 1.0):  # fmt: skip
+    """Evaluation of the slice mean of one statistic (higher = member after ``sign``)."""
+    from lalm_audit.evaluation import evaluate
+
+    base = workdir / "results" / "scores" / model / dataset / "original"
+    ts = io.read_table(base / response / "token_stats.parquet")
+    manifest = io.read_table(workdir / "results" / "manifests" / f"{dataset}.parquet")
+    rows = ts[ts["slice"] == slice_].set_index("item_id")
+    labels = manifest.set_index("item_id").loc[rows.index, "label"].to_numpy()
+    scores = sign * rows[col].map(lambda v: float(np.mean(v))).to_numpy()
+    return evaluate(labels, scores, n_resamples=1000, seed=0)
+
+
+def test_both_demo_models_are_trained_and_saved(demo_run):
+    workdir, _ = demo_run
+    for model in SCORED:
+        folder = workdir / "results" / "models" / model
+        assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    target = io.read_json(workdir / "results" / "models" / "demo-target" / "training.json")
+    control = io.read_json(workdir / "results" / "models" / "demo-control" / "training.json")
+    assert target["train_items"] == 360 and control["train_items"] == 120
+
+
+def test_every_model_dataset_and_response_is_scored(demo_run):
+    from lalm_audit.schemas import GENERATIONS, TOKEN_STATS
+
+    workdir, _ = demo_run
+    for model in SCORED:
+        for ds in AUDIT:
+            base = workdir / "results" / "scores" / model / ds / "original"
+            gens = io.read_table(base / "generations.parquet")
+            GENERATIONS.check(gens)
+            n_items = len(io.read_table(workdir / "results" / "manifests" / f"{ds}.parquet"))
+            n_rejected = len(io.read_table(base / "generations.rejected.parquet"))
+            assert len(gens) + n_rejected == n_items
+            for response in ("generated", "transcript"):
+                ts = io.read_table(base / response / "token_stats.parquet")
+                TOKEN_STATS.check(ts)
+                assert len(ts) == 3 * len(gens)
+                prov = io.read_provenance(base / response / "token_stats.parquet")
+                assert prov["model"] == model and prov["model_revision"].startswith("sha256:")
+                assert prov["response"] == response
+
+
+def test_demo_target_memorizes_and_the_control_does_not(demo_run):
+    workdir, _ = demo_run
+    loss = "response", "logp"  # the loss indicator: mean log-probability of the response
+    target = _score_auc(workdir, "demo-target", "demo-matched", "transcript", *loss)
+    assert target.auc >= 0.9, target
+    binding = _score_auc(workdir, "demo-target", "demo-binding", "transcript", *loss)
+    assert binding.auc >= 0.9, binding  # same sentences, other voices: it memorized audio + text
+    for response in ("transcript", "generated"):
+        control = _score_auc(workdir, "demo-control", "demo-matched", response, *loss)
+        assert control.ci_contains(0.5), (response, control)
+
+
+def test_the_control_shows_a_spurious_signal_on_the_shifted_dataset(demo_run):
+    workdir, _ = demo_run
+    # the control never saw a member: a signal on demo-shifted is distribution shift
+    shifted = _score_auc(workdir, "demo-control", "demo-shifted", "generated", "response", "logp")
+    assert shifted.auc_lo > 0.6, shifted
+    entropy = _score_auc(workdir, "demo-control", "demo-shifted", "transcript", "prompt",
+                         "renyi_inf", -1)  # fmt: skip
+    assert entropy.auc_lo > 0.6, entropy

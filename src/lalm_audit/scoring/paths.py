@@ -1,0 +1,65 @@
+"""Where scoring artifacts live (relative to the workflow's working directory).
+
+``results/scores/{model}/{dataset}/{condition}/``
+    ``generations/shard-{i}.parquet`` (+ ``.rejected.parquet``) -> ``generations.parquet``
+    (+ ``generations.rejected.parquet``): stage 1;
+    ``{response}/token_stats/shard-{i}.parquet`` -> ``{response}/token_stats.parquet``: stage 2.
+
+Light on purpose (no torch): the Snakefile imports it at parse time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESPONSES = ("generated", "transcript", "regenerated")
+
+
+def scores_dir(model: str, dataset: str, condition: str, root: str | Path = ".") -> Path:
+    return Path(root) / "results" / "scores" / model / dataset / condition
+
+
+def manifest_path(dataset: str, condition: str, root: str | Path = ".") -> Path:
+    """Input manifest of a condition: the dataset's manifest ('original') or a perturbation's."""
+    if condition == "original":
+        return Path(root) / "results" / "manifests" / f"{dataset}.parquet"
+    return Path(root) / "results" / "perturb" / dataset / f"{condition}.parquet"
+
+
+def generations_path(
+    model: str, dataset: str, condition: str, response: str, root: str | Path = "."
+) -> Path | None:
+    """Stage-1 table a response reads: 'generated' scores the response to the ORIGINAL audio,
+    'regenerated' the response to the condition's own audio, 'transcript' none."""
+    if response == "transcript":
+        return None
+    cond = "original" if response == "generated" else condition
+    return scores_dir(model, dataset, cond, root) / "generations.parquet"
+
+
+def generation_shard(
+    model: str, dataset: str, condition: str, shard: int, root: str | Path = "."
+) -> Path:
+    return scores_dir(model, dataset, condition, root) / "generations" / f"shard-{shard}.parquet"
+
+
+def rejected_path(generations: Path) -> Path:
+    """The rejected-items table beside a generations table (or shard)."""
+    return generations.with_name(generations.stem + ".rejected.parquet")
+
+
+def token_stats_shard(
+    model: str, dataset: str, condition: str, response: str, shard: int, root: str | Path = "."
+) -> Path:
+    return (
+        scores_dir(model, dataset, condition, root)
+        / response
+        / "token_stats"
+        / f"shard-{shard}.parquet"
+    )
+
+
+def token_stats_path(
+    model: str, dataset: str, condition: str, response: str, root: str | Path = "."
+) -> Path:
+    return scores_dir(model, dataset, condition, root) / response / "token_stats.parquet"

@@ -1,0 +1,111 @@
+# Target-model scoring: demo models, stage-1 generation, stage-2 token statistics.
+# One job per (model, dataset, condition, shard); shards are merged per stage.
+
+
+if DEMO_MODELS:
+
+    rule demo_model:
+        input:
+            demo_model_manifests,
+        output:
+            directory("results/models/{demo_model}"),
+        log:
+            "results/logs/demo_model/{demo_model}.log",
+        benchmark:
+            "results/benchmarks/demo_model/{demo_model}.tsv"
+        conda:
+            ENV
+        threads: 1
+        params:
+            recipe=config.get("demo_models"),
+            model=lambda wc: config["models"][wc.demo_model],
+        script:
+            "../scripts/demo_model.py"
+
+
+rule generate:
+    input:
+        manifest=condition_manifest,
+        model=model_files,
+    output:
+        generations="results/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.parquet",
+        rejected="results/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.rejected.parquet",
+    log:
+        "results/logs/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.tsv"
+    wildcard_constraints:
+        condition="|".join(SCORE_CONDITIONS),
+    conda:
+        ENV
+    threads: 1
+    params:
+        model=lambda wc: config["models"][wc.model],
+        shards=CFG.scoring.shards,
+    script:
+        "../scripts/generate.py"
+
+
+rule merge_generations:
+    input:
+        generations=expand(
+            "results/scores/{{model}}/{{dataset}}/{{condition}}/generations/shard-{shard}.parquet",
+            shard=SHARDS,
+        ),
+        rejected=expand(
+            "results/scores/{{model}}/{{dataset}}/{{condition}}/generations/shard-{shard}.rejected.parquet",
+            shard=SHARDS,
+        ),
+    output:
+        generations="results/scores/{model}/{dataset}/{condition}/generations.parquet",
+        rejected="results/scores/{model}/{dataset}/{condition}/generations.rejected.parquet",
+    log:
+        "results/logs/scores/{model}/{dataset}/{condition}/generations.log",
+    wildcard_constraints:
+        condition="|".join(SCORE_CONDITIONS),
+    conda:
+        ENV
+    script:
+        "../scripts/merge_generations.py"
+
+
+rule score:
+    input:
+        manifest=condition_manifest,
+        model=model_files,
+        generations=response_generations,
+    output:
+        "results/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.parquet",
+    log:
+        "results/logs/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.tsv"
+    wildcard_constraints:
+        condition="|".join(SCORE_CONDITIONS),
+    conda:
+        ENV
+    threads: 1
+    params:
+        model=lambda wc: config["models"][wc.model],
+        shards=CFG.scoring.shards,
+        chunk_positions=CFG.scoring.chunk_positions,
+    script:
+        "../scripts/score.py"
+
+
+rule merge_token_stats:
+    input:
+        expand(
+            "results/scores/{{model}}/{{dataset}}/{{condition}}/{{response}}/token_stats/shard-{shard}.parquet",
+            shard=SHARDS,
+        ),
+    output:
+        "results/scores/{model}/{dataset}/{condition}/{response}/token_stats.parquet",
+    log:
+        "results/logs/scores/{model}/{dataset}/{condition}/{response}/token_stats.log",
+    wildcard_constraints:
+        condition="|".join(SCORE_CONDITIONS),
+    conda:
+        ENV
+    script:
+        "../scripts/merge_token_stats.py"
