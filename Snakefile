@@ -23,6 +23,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/perturb.smk"
 include: "workflow/rules/scoring.smk"
+include: "workflow/rules/indicators.smk"
 
 
 rule all:

@@ -451,6 +451,9 @@ class PerturbConfig(Strict):
     datasets: list[str] | None = Field(
         None, description="Datasets to perturb; null: every audit dataset."
     )
+    models: list[str] | None = Field(
+        None, description="Models re-scored under perturbations; null: every scored model."
+    )
     conditions: dict[str, PerturbCondition] = Field(
         default_factory=_default_conditions,
         description="Condition name -> perturbation; items become <item>__<name>.",
@@ -710,6 +713,9 @@ class Config(Strict):
         unknown = [d for d in (self.perturb.datasets or []) if d not in self.datasets]
         if unknown:
             raise ValueError(f"perturb.datasets names unknown datasets {unknown}")
+        unknown_models = [m for m in (self.perturb.models or []) if m not in self.models]
+        if unknown_models:
+            raise ValueError(f"perturb.models names unconfigured models {unknown_models}")
         not_audit = [d for d in (self.perturb.datasets or []) if self.datasets[d].role != "audit"]
         if not_audit:
             raise ValueError(

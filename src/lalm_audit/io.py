@@ -85,6 +85,18 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     return table.to_pandas(types_mapper=None)
 
 
+def read_tables(
+    paths: str | Path | list[str] | list[Path], columns: list[str] | None = None
+) -> pd.DataFrame:
+    """One frame from a file or from the shards of an artifact (concatenated in the given order)."""
+    if isinstance(paths, str | Path):
+        return read_table(paths, columns)
+    frames = [read_table(p, columns) for p in paths]
+    if not frames:
+        raise ValueError("no files to read")
+    return pd.concat(frames, ignore_index=True)
+
+
 def read_provenance(path: str | Path) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(PROVENANCE_KEY)

@@ -192,18 +192,19 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
 def run_indicators(
     cfg: Any,
     model: str,
-    token_stats_path: str,
+    token_stats_path: str | list[str],
     manifest_path: str,
     out: str,
-    reference_path: str | None = None,
+    reference_path: str | list[str] | None = None,
 ) -> pd.DataFrame:
-    """Indicator stage: stored token statistics -> long score table (item_id, label, slice, indicator, score)."""
+    """Indicator stage: stored token statistics (one file or its shards) -> long score table
+    (item_id, label, slice, indicator, score)."""
     from lalm_audit import io
     from lalm_audit.indicators import build_indicators, compute_scores
     from lalm_audit.schemas import INDICATOR_SCORES
 
     ind_cfg = cfg.indicators
-    stats = io.read_table(token_stats_path)
+    stats = io.read_tables(token_stats_path)
     labels = io.read_table(manifest_path, columns=["item_id", "label"]).set_index("item_id")[
         "label"
     ]
@@ -224,7 +225,8 @@ def run_indicators(
         n_items,
         scores.groupby(["slice", "indicator"]).ngroups,
     )
-    prov = io.provenance("indicators", ind_cfg, model=model, **_source_provenance(token_stats_path))
+    first = token_stats_path if isinstance(token_stats_path, str) else token_stats_path[0]
+    prov = io.provenance("indicators", ind_cfg, model=model, **_source_provenance(first))
     io.write_table(scores, out, schema=INDICATOR_SCORES, prov=prov)
     return scores
 
@@ -311,3 +313,44 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
     lines += ["", "The best single indicator is chosen after seeing all of them, so its AUC is optimistic; "
               "the aggregate is cross-validated.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.DataFrame:
+    """Headline rows (loss on the response, best indicator, aggregate, dataset test) across all runs.
+
+    Each metrics file is ``results/mia/<model>/<dataset>/<response>/metrics.parquet``.
+    """
+    from pathlib import Path
+
+    from lalm_audit import io
+    from lalm_audit.report.tables import fmt_ci, to_markdown
+
+    frames = []
+    for p in metric_paths:
+        parts = Path(p).parts
+        model, dataset, response = parts[-4], parts[-3], parts[-2]
+        h = headline(io.read_table(p))
+        h.insert(0, "response", response)
+        h.insert(0, "model", model)
+        h.insert(0, "dataset", dataset)
+        frames.append(h)
+    table = pd.concat(frames, ignore_index=True)
+    io.write_table(table, out, prov=io.provenance("mia_summary", {"inputs": sorted(metric_paths)}))
+    md = pd.DataFrame({
+        "dataset": table["dataset"], "model": table["model"], "response": table["response"], "split": table["split"],
+        "members / non-members": table["n_members"].astype(str) + " / " + table["n_nonmembers"].astype(str),
+        "loss AUC [95% CI]": [fmt_ci(*r) for r in table[["loss_auc", "loss_lo", "loss_hi"]].itertuples(index=False)]
+        if "loss_auc" in table else "-",
+        "aggregate AUC [95% CI]": [fmt_ci(*r) for r in table[["agg_auc", "agg_lo", "agg_hi"]].itertuples(index=False)],
+        "aggregate TPR@1%FPR": table["agg_tpr"].map(lambda v: f"{v:.3f}"),
+        "Welch p": table["welch_p"].map(lambda v: f"{v:.2g}"),
+        "best single indicator (post hoc)": table["best"] + ": " + table["best_auc"].map(lambda v: f"{v:.3f}"),
+    })  # fmt: skip
+    io.write_text(
+        "# Membership inference: headline results\n\n" + to_markdown(md)
+        + "\n`loss` is the mean log-likelihood of the response slice; the aggregate is a cross-validated logistic "
+        "regression over all indicators; the best single indicator is picked after seeing all of them "
+        "(optimistic).\n",
+        markdown_out,
+    )  # fmt: skip
+    return table

@@ -31,3 +31,12 @@ def limit_threads(n: int) -> None:
         threadpoolctl.threadpool_limits(n)
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         pass
+
+
+def split_paths(names: list[str], files: list[str]) -> dict[str, str | None]:
+    """Split name -> retained-items file (``full`` has none and is always first)."""
+    out: dict[str, str | None] = {}
+    files = list(files)
+    for name in names:
+        out[name] = None if name == "full" else files.pop(0)
+    return out

@@ -96,7 +96,7 @@ def _score_auc(workdir: Path, model: str, dataset: str, response: str, slice_: s
     from lalm_audit.evaluation import evaluate
 
     base = workdir / "results" / "scores" / model / dataset / "original"
-    ts = io.read_table(base / response / "token_stats.parquet")
+    ts = io.read_tables(sorted((base / response / "token_stats").glob("shard-*.parquet")))
     manifest = io.read_table(workdir / "results" / "manifests" / f"{dataset}.parquet")
     rows = ts[ts["slice"] == slice_].set_index("item_id")
     labels = manifest.set_index("item_id").loc[rows.index, "label"].to_numpy()
@@ -127,10 +127,12 @@ def test_every_model_dataset_and_response_is_scored(demo_run):
             n_rejected = len(io.read_table(base / "generations.rejected.parquet"))
             assert len(gens) + n_rejected == n_items
             for response in ("generated", "transcript"):
-                ts = io.read_table(base / response / "token_stats.parquet")
+                ts = io.read_tables(
+                    sorted((base / response / "token_stats").glob("shard-*.parquet"))
+                )
                 TOKEN_STATS.check(ts)
                 assert len(ts) == 3 * len(gens)
-                prov = io.read_provenance(base / response / "token_stats.parquet")
+                prov = io.read_provenance(base / response / "token_stats" / "shard-0.parquet")
                 assert prov["model"] == model and prov["model_revision"].startswith("sha256:")
                 assert prov["response"] == response
 

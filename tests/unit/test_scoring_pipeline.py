@@ -158,9 +158,14 @@ def test_end_to_end_two_stages_on_a_few_items(scoring_setup):
     prov = io.read_provenance(gen_path)
     assert prov["model"] == "tiny" and prov["model_revision"].startswith("sha256:")
     assert prov["merged_shards"] == 2
-    assert [p.parent.name for p in out] == ["generated", "transcript"]
-    for p in out:
-        ts = io.read_table(p)
+    # stage 2 keeps its shards: together they are the token statistics of a response
+    assert [(p.parent.parent.name, p.name) for p in out] == [
+        ("generated", "shard-0.parquet"), ("generated", "shard-1.parquet"),
+        ("transcript", "shard-0.parquet"), ("transcript", "shard-1.parquet"),
+    ]  # fmt: skip
+    for response in ("generated", "transcript"):
+        shards = paths.token_stats_shards("tiny", "toy", "original", response, 2, root)
+        ts = io.read_tables(shards)
         TOKEN_STATS.check(ts)
         assert set(ts["item_id"]) == set(gens["item_id"])
         assert (
@@ -168,8 +173,9 @@ def test_end_to_end_two_stages_on_a_few_items(scoring_setup):
             == [["audio", "prompt", "response"]] * 5
         )
         assert (ts["n_tokens"] == ts["logp"].map(len)).all()
-        assert io.read_provenance(p)["response"] == p.parent.name
-    ts = io.read_table(out[1]).set_index(["item_id", "slice"])
+        assert all(io.read_provenance(p)["response"] == response for p in shards)
+    ts = io.read_tables(paths.token_stats_shards("tiny", "toy", "original", "transcript", 2, root))
+    ts = ts.set_index(["item_id", "slice"])
     manifest = io.read_table(root / "results" / "manifests" / "toy.parquet").set_index("item_id")
     assert ts.loc[("toy-000", "response"), "text"] == manifest.loc["toy-000", "text"]
 
@@ -198,3 +204,29 @@ def test_an_existing_shard_is_not_recomputed(scoring_setup, monkeypatch):
     run_stage_shards(cfg, "generate", "tiny", "toy", root=root)  # resumes: shard 1 only
     assert calls == [1]
     assert (paths.scores_dir("tiny", "toy", "original", root) / "generations.parquet").exists()
+
+
+def test_identical_inputs_get_identical_statistics_whatever_their_batch(qwen):
+    """Twins (same audio, same response) share one pass, so they tie exactly (AUC exactly 0.5 by construction)."""
+    from lalm_audit.scoring.pipeline import Clip, score
+
+    rng = np.random.default_rng(3)
+    silence = np.zeros(16000 * 2, dtype=np.float32)
+    others = [(0.1 * rng.standard_normal(16000 * d)).astype(np.float32) for d in (1, 2, 3)]
+    clips = [Clip("a__silence", silence, False), *(Clip(f"o{i}", w, False) for i, w in enumerate(others)),
+             Clip("b__silence", silence, False)]  # fmt: skip
+    responses = {
+        "a__silence": "the same words",
+        "b__silence": "the same words",
+        "o0": "x",
+        "o1": "y y",
+        "o2": "z z z",
+    }
+    df = score(qwen, clips, responses, prompt=PROMPT, batch_size=2)
+    a = df[df["item_id"] == "a__silence"].drop(columns="item_id").reset_index(drop=True)
+    b = df[df["item_id"] == "b__silence"].drop(columns="item_id").reset_index(drop=True)
+    for col in a.columns:
+        assert [np.asarray(v).tolist() for v in a[col]] == [
+            np.asarray(v).tolist() for v in b[col]
+        ], col
+    assert set(df["item_id"]) == set(responses)

@@ -39,6 +39,8 @@ def all_targets():
     targets = expand("results/manifests/{dataset}.parquet", dataset=DATASETS)
     targets.append("results/manifests/summary.tsv")
     targets += scoring_targets()
+    targets.append("results/mia/summary.md")
+    targets += disentangle_targets()
     return targets
 
 
@@ -49,9 +51,10 @@ from lalm_audit.scoring import paths as score_paths
 SCORED_MODELS = CFG.scored_models()
 DEMO_MODELS = list(CFG.demo_models.models) if CFG.demo_models else []
 RESPONSES = list(CFG.scoring.responses)
+PERTURB_RESPONSES = list(CFG.perturb.responses)
 SHARDS = list(range(CFG.scoring.shards))
 # Conditions whose audio stage 1/2 can read; perturbation stages add theirs.
-SCORE_CONDITIONS = ["original"]
+SCORE_CONDITIONS = ["original", *CONDITIONS]
 
 
 wildcard_constraints:
@@ -69,14 +72,19 @@ def model_files(wildcards):
 
 
 def condition_manifest(wildcards):
-    return str(score_paths.manifest_path(wildcards.dataset, wildcards.condition))
+    condition = getattr(wildcards, "condition", "original")
+    return str(score_paths.manifest_path(wildcards.dataset, condition))
 
 
 def response_generations(wildcards):
-    p = score_paths.generations_path(
-        wildcards.model, wildcards.dataset, wildcards.condition, wildcards.response
+    """Stage-1 tables the responses of a stage-2 job read (none for the transcript)."""
+    condition = getattr(wildcards, "condition", "original")
+    responses = RESPONSES if condition == "original" else PERTURB_RESPONSES
+    paths = (
+        score_paths.generations_path(wildcards.model, wildcards.dataset, condition, r)
+        for r in responses
     )
-    return [str(p)] if p else []
+    return sorted({str(p) for p in paths if p})
 
 
 def demo_model_manifests(wildcards):
@@ -90,10 +98,64 @@ def demo_model_manifests(wildcards):
 
 
 def scoring_targets():
-    """Merged stage-2 tables of every scored model x audit dataset x response (original audio)."""
+    """Indicator tables of every scored model x audit dataset x response (original audio)."""
     return expand(
-        "results/scores/{model}/{dataset}/original/{response}/token_stats.parquet",
+        "results/indicators/{model}/{dataset}/original/{response}.parquet",
         model=SCORED_MODELS,
         dataset=AUDIT_DATASETS,
         response=RESPONSES,
+    )
+
+
+# --------------------------------------------------------------------------- indicators and MIA
+PERTURB_MODELS = [
+    m for m in SCORED_MODELS if CFG.perturb.models is None or m in CFG.perturb.models
+]
+PERTURB_RESPONSES = list(CFG.perturb.responses)
+
+
+def reference_stats(wildcards):
+    """The reference model's token statistics for ref_loss_diff, when one is configured."""
+    ref = CFG.indicators.reference.get(wildcards.model)
+    if ref is None:
+        return []
+    return expand(
+        "results/scores/{ref}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.parquet",
+        ref=ref,
+        dataset=wildcards.dataset,
+        condition=wildcards.condition,
+        response=wildcards.response,
+        shard=SHARDS,
+    )
+
+
+def split_map(dataset):
+    """Split name -> retained-items file; 'full' (every item) always, clean splits once they exist."""
+    return {"full": None}
+
+
+def split_files(wildcards):
+    return [p for p in split_map(wildcards.dataset).values() if p is not None]
+
+
+def original_response(response):
+    """Under the original audio, a regenerated response is the generated one."""
+    return "generated" if response == "regenerated" else response
+
+
+def mia_metric_files(wildcards=None):
+    return expand(
+        "results/mia/{model}/{dataset}/{response}/metrics.parquet",
+        model=SCORED_MODELS,
+        dataset=AUDIT_DATASETS,
+        response=RESPONSES,
+    )
+
+
+def disentangle_targets():
+    return expand(
+        "results/disentangle/{model}/{dataset}/{response}.parquet",
+        model=PERTURB_MODELS,
+        dataset=PERTURBED_DATASETS,
+        response=PERTURB_RESPONSES,
     )

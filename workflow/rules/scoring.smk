@@ -75,13 +75,14 @@ rule score:
         model=model_files,
         generations=response_generations,
     output:
-        "results/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.parquet",
+        expand(
+            "results/scores/{{model}}/{{dataset}}/original/{response}/token_stats/shard-{{shard}}.parquet",
+            response=RESPONSES,
+        ),
     log:
-        "results/logs/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.log",
+        "results/logs/scores/{model}/{dataset}/original/token_stats/shard-{shard}.log",
     benchmark:
-        "results/benchmarks/scores/{model}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.tsv"
-    wildcard_constraints:
-        condition="|".join(SCORE_CONDITIONS),
+        "results/benchmarks/scores/{model}/{dataset}/original/token_stats/shard-{shard}.tsv"
     conda:
         ENV
     threads: 1
@@ -89,23 +90,36 @@ rule score:
         model=lambda wc: config["models"][wc.model],
         shards=CFG.scoring.shards,
         chunk_positions=CFG.scoring.chunk_positions,
+        condition="original",
+        responses=RESPONSES,
     script:
         "../scripts/score.py"
 
 
-rule merge_token_stats:
+rule score_perturbed:
     input:
-        expand(
-            "results/scores/{{model}}/{{dataset}}/{{condition}}/{{response}}/token_stats/shard-{shard}.parquet",
-            shard=SHARDS,
-        ),
+        manifest=condition_manifest,
+        model=model_files,
+        generations=response_generations,
     output:
-        "results/scores/{model}/{dataset}/{condition}/{response}/token_stats.parquet",
+        expand(
+            "results/scores/{{model}}/{{dataset}}/{{condition}}/{response}/token_stats/shard-{{shard}}.parquet",
+            response=PERTURB_RESPONSES,
+        ),
     log:
-        "results/logs/scores/{model}/{dataset}/{condition}/{response}/token_stats.log",
+        "results/logs/scores/{model}/{dataset}/{condition}/token_stats/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/scores/{model}/{dataset}/{condition}/token_stats/shard-{shard}.tsv"
     wildcard_constraints:
-        condition="|".join(SCORE_CONDITIONS),
+        condition="|".join(CONDITIONS) or "^$",
     conda:
         ENV
+    threads: 1
+    params:
+        model=lambda wc: config["models"][wc.model],
+        shards=CFG.scoring.shards,
+        chunk_positions=CFG.scoring.chunk_positions,
+        condition=lambda wc: wc.condition,
+        responses=PERTURB_RESPONSES,
     script:
-        "../scripts/merge_token_stats.py"
+        "../scripts/score.py"

@@ -1,11 +1,17 @@
-"""Stage 2 for one shard: teacher-forced pass and per-token statistics (rule score)."""
+"""Stage 2 for one shard, every configured response with one model load (rules score, score_perturbed)."""
 
-from lalm_audit.scoring.run import run_score
+from lalm_audit.scoring.run import run_score_responses
 from lalm_audit.workflow import start_job
 
 cfg = start_job(snakemake)
-wc = snakemake.wildcards
-gen = snakemake.input.generations
-run_score(cfg, wc.model, wc.dataset, wc.condition, wc.response, int(wc.shard),
-          snakemake.input.manifest, snakemake.output[0],
-          generations_path=gen[0] if gen else None)  # fmt: skip
+wc, p = snakemake.wildcards, snakemake.params
+run_score_responses(
+    cfg,
+    wc.model,
+    wc.dataset,
+    p.condition,
+    p.responses,
+    int(wc.shard),
+    snakemake.input.manifest,
+    list(snakemake.output),
+)

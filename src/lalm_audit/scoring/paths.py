@@ -3,7 +3,8 @@
 ``results/scores/{model}/{dataset}/{condition}/``
     ``generations/shard-{i}.parquet`` (+ ``.rejected.parquet``) -> ``generations.parquet``
     (+ ``generations.rejected.parquet``): stage 1;
-    ``{response}/token_stats/shard-{i}.parquet`` -> ``{response}/token_stats.parquet``: stage 2.
+    ``{response}/token_stats/shard-{i}.parquet``: stage 2 (the shards together are the table;
+    ``lalm_audit.io.read_tables`` reads them as one).
 
 Light on purpose (no torch): the Snakefile imports it at parse time.
 """
@@ -59,7 +60,10 @@ def token_stats_shard(
     )
 
 
-def token_stats_path(
-    model: str, dataset: str, condition: str, response: str, root: str | Path = "."
-) -> Path:
-    return scores_dir(model, dataset, condition, root) / response / "token_stats.parquet"
+def token_stats_shards(
+    model: str, dataset: str, condition: str, response: str, n_shards: int, root: str | Path = "."
+) -> list[Path]:
+    """Every stage-2 shard of (model, dataset, condition, response): together, its token statistics."""
+    return [
+        token_stats_shard(model, dataset, condition, response, i, root) for i in range(n_shards)
+    ]

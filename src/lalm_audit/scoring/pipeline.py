@@ -16,6 +16,7 @@ model expects after reading that audio frame; y_t is its argmax).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -176,13 +177,29 @@ def score(
     chunk: int = 256,
     stats_fn: StatsFn = token_stats,
 ) -> pd.DataFrame:
-    """Stage 2 for ``clips`` with ``responses[item_id]`` as the response text (a ``TOKEN_STATS`` frame)."""
-    lengths = [
-        c.samples.shape[0] / adapter.sampling_rate * 50 + len(responses[c.item_id]) for c in clips
+    """Stage 2 for ``clips`` with ``responses[item_id]`` as the response text (a ``TOKEN_STATS`` frame).
+
+    Items with identical inputs (same samples, same response) are scored once
+    and share the result: floating-point sums depend on a batch's other
+    members, so scoring twins in different batches would give them scores
+    that differ in the last bits, and an experiment built on identical inputs
+    (fixed-length silence with transcript scoring) must give identical scores.
+    """
+    keys = [
+        hashlib.sha1(c.samples.tobytes() + responses[c.item_id].encode("utf-8")).hexdigest()
+        for c in clips
     ]
-    rows: list[dict[str, Any]] = []
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    unique = sorted(first.values())
+    lengths = [
+        clips[i].samples.shape[0] / adapter.sampling_rate * 50 + len(responses[clips[i].item_id])
+        for i in unique
+    ]
+    by_key: dict[str, dict[str, dict[str, Any]]] = {}
     for idx in progress(length_batches(lengths, batch_size), desc="stage 2 (score) batches"):
-        batch = [clips[i] for i in idx]
+        batch = [clips[unique[i]] for i in idx]
         per_item = score_batch(
             adapter,
             [c.samples for c in batch],
@@ -191,9 +208,14 @@ def score(
             chunk=chunk,
             stats_fn=stats_fn,
         )
-        for c, slices in zip(batch, per_item, strict=True):
-            for name in SLICES:
-                rows.append({"item_id": c.item_id, "slice": name, **slices[name]})
+        for i, slices in zip(idx, per_item, strict=True):
+            by_key[keys[unique[i]]] = slices
+    if len(unique) < len(clips):
+        log.info("stage 2: %d items, %d distinct inputs scored", len(clips), len(unique))
+    rows: list[dict[str, Any]] = []
+    for c, k in zip(clips, keys, strict=True):
+        for name in SLICES:
+            rows.append({"item_id": c.item_id, "slice": name, **by_key[k][name]})
     cols = ["item_id", "slice", "n_tokens", "token_ids", "text", *TOKEN_STAT_COLUMNS]
     df = pd.DataFrame(rows, columns=cols)
     df["slice"] = pd.Categorical(df["slice"], categories=list(SLICES), ordered=True)

@@ -188,6 +188,37 @@ def run_score(
     return df
 
 
+def run_score_responses(
+    cfg: Config,
+    model: str,
+    dataset: str,
+    condition: str,
+    responses: Sequence[Response],
+    shard: int,
+    manifest_path: str | Path,
+    outs: Sequence[str | Path],
+    *,
+    root: str | Path = ".",
+) -> list[pd.DataFrame]:
+    """Stage 2 for one shard and several responses, loading the model once."""
+    loaded = _load(cfg, model)
+    return [
+        run_score(
+            cfg,
+            model,
+            dataset,
+            condition,
+            response,
+            shard,
+            manifest_path,
+            out,
+            generations_path=paths.generations_path(model, dataset, condition, response, root),
+            loaded=loaded,
+        )
+        for response, out in zip(responses, outs, strict=True)
+    ]
+
+
 def run_stage_shards(
     cfg: Config,
     stage: Literal["generate", "score"],
@@ -200,11 +231,14 @@ def run_stage_shards(
     root: str | Path = ".",
     skip_existing: bool = True,
 ) -> list[Path]:
-    """Shards of one stage for (model, dataset, condition) with one model load, then the merge.
+    """Shards of one stage for (model, dataset, condition) with one model load.
 
     The CLI's replay path; paths follow the workflow's layout under ``root``.
     Shards whose output exists are not recomputed when ``skip_existing``
-    (a killed run resumes where it stopped); the merge runs once every shard exists.
+    (a killed run resumes where it stopped). Stage 1's shards are merged once
+    every shard exists (later stages read ``generations.parquet``); stage 2's
+    shards are the artifact (``paths.token_stats_shards``), read together by
+    the indicator stage.
     """
     n = cfg.scoring.shards
     todo = range(n) if shards is None else shards
@@ -266,8 +300,5 @@ def run_stage_shards(
                     generations_path=gen,
                     loaded=loaded(),
                 )
-        if all(p.exists() for p in shard_files):
-            out = paths.token_stats_path(model, dataset, condition, resp, root)
-            merge_shards(shard_files, out, TOKEN_STATS)
-            written.append(out)
+        written += [p for p in shard_files if p.exists()]
     return written
