@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from scipy import sparse
+from scipy import sparse, stats
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
@@ -635,15 +635,18 @@ def cross_validate(
             ev.evaluate(y, oof.logit, seed=derive_seed(seed, "bootstrap", g, c, run), **eval_kw)
         )
     for (g, c), evs in by_key.items():
-        mean = ev.ScoreEval(
-            auc=float(np.mean([e.auc for e in evs])),
-            auc_lo=float(np.mean([e.auc_lo for e in evs])),
-            auc_hi=float(np.mean([e.auc_hi for e in evs])),
-            tpr={f: float(np.mean([e.tpr[f] for e in evs])) for f in evs[0].tpr},
-            n_members=evs[0].n_members,
-            n_nonmembers=evs[0].n_nonmembers,
+        metrics.append(
+            _metric_row(
+                dataset,
+                fs,
+                g,
+                c,
+                PERMUTATION,
+                control_summary(evs, evaluation.confidence),
+                n_folds,
+                len(evs),
+            )
         )
-        metrics.append(_metric_row(dataset, fs, g, c, PERMUTATION, mean, n_folds, len(evs)))
     mdf = pd.DataFrame(metrics)
     mdf["stronger"] = [
         stronger[g] == c for g, c in zip(mdf["group"], mdf["classifier"], strict=True)
@@ -666,6 +669,33 @@ def cross_validate(
     edf["rank"] = edf["rank"].astype(np.int16)
     pdf = pd.concat(preds, ignore_index=True)[list(BLIND_PREDICTIONS.columns)]
     return BlindResult(pdf, mdf, edf)
+
+
+def control_summary(evals: Sequence[ev.ScoreEval], confidence: float = 0.95) -> ev.ScoreEval:
+    """The permutation control over its shuffles: mean AUC, and a Student-t CI of that mean.
+
+    Each shuffle is one draw of the whole procedure's AUC on label-free data,
+    so the spread over shuffles is the null variability itself (sampling and
+    CV splits alike; a single run's bootstrap CI misses the split part). The
+    CI asks whether the procedure's expected AUC on shuffled labels is 0.5: a
+    leak (e.g. a step fit on all items) pushes it up in every shuffle. With
+    one shuffle, its own bootstrap CI is returned. TPRs are means.
+    """
+    if len(evals) == 1:
+        return evals[0]
+    aucs = np.array([e.auc for e in evals])
+    mean = float(aucs.mean())
+    half = float(
+        stats.t.ppf((1 + confidence) / 2, aucs.size - 1) * aucs.std(ddof=1) / np.sqrt(aucs.size)
+    )
+    return ev.ScoreEval(
+        auc=mean,
+        auc_lo=mean - half,
+        auc_hi=mean + half,
+        tpr={f: float(np.mean([e.tpr[f] for e in evals])) for f in evals[0].tpr},
+        n_members=evals[0].n_members,
+        n_nonmembers=evals[0].n_nonmembers,
+    )
 
 
 def _stronger(metrics: pd.DataFrame, groups: list[str]) -> dict[str, str]:

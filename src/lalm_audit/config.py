@@ -393,10 +393,10 @@ class PermutationControlConfig(Strict):
         description="Run it for each group's stronger classifier (the one reported) or for every classifier.",
     )
     shuffles: int = Field(
-        3,
+        5,
         ge=1,
-        description="Independent label shuffles; the control reports the mean AUC and the mean CI bounds "
-        "over shuffles (the CI a single shuffled run gives, estimated without one unlucky shuffle deciding it).",
+        description="Independent label shuffles; the control reports their mean AUC with a Student-t CI of "
+        "that mean (one shuffle: its bootstrap CI).",
     )
 
 

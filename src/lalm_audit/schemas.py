@@ -231,7 +231,7 @@ BLIND_METRICS = TableSchema(
     doc={
         "control": "'blind' (true labels) or 'permutation' (same CV on shuffled labels; mean over shuffles)",
         "stronger": "true on the classifier with the higher blind AUC for this group (the one reported)",
-        "auc_lo": "lower bound of the stratified bootstrap CI (permutation: mean of the shuffles' bounds)",
+        "auc_lo": "lower bound of the stratified bootstrap CI (permutation: Student-t CI of the mean AUC over shuffles)",
         "n_failed": "items whose features of this group failed to extract (their features are imputed)",
         "n_features": "input columns of the group (the transcript counts as one)",
         "tpr_at_*": "TPR at the FPR bound (evaluation.fpr_targets)",

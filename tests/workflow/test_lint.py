@@ -46,7 +46,15 @@ def test_demo_dry_run_plans_every_stage(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("demo_data", "manifest", "manifest_summary"):
+    for rule in (
+        "demo_data",
+        "manifest",
+        "manifest_summary",
+        "features_shard",
+        "features_merge",
+        "blind",
+        "blind_heatmap",
+    ):
         assert rule in out
 
 
@@ -75,5 +83,13 @@ def test_bad_config_stops_the_workflow_with_the_key_named(tmp_path, patch, needl
 def test_cli_help_lists_the_stages():
     res = run(sys.executable, "-m", "lalm_audit.cli", "--help")
     assert res.returncode == 0
-    for cmd in ("demo-data", "manifest", "config-schema", "check-config"):
+    for cmd in (
+        "demo-data",
+        "manifest",
+        "config-schema",
+        "check-config",
+        "features",
+        "blind",
+        "heatmap",
+    ):
         assert cmd in res.stdout

@@ -85,7 +85,7 @@ def spectral_features(y: np.ndarray, sr: int, p: SpectralConfig) -> dict[str, fl
             librosa.feature.spectral_flatness(S=S),
             librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=p.contrast_bands),
             librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=p.hop_length),
-            librosa.feature.rms(S=S, frame_length=p.n_fft),
+            librosa.feature.rms(y=y, frame_length=p.n_fft, hop_length=p.hop_length),  # unwindowed
         ]
     )
     stats = [series.mean(axis=1), series.std(axis=1)]
