@@ -12,6 +12,7 @@ from lalm_audit.blind import (
     control_summary,
     cross_validate,
     explain_term,
+    importance,
     make_pipeline,
     oof_scores,
     stratified_folds,
@@ -116,6 +117,20 @@ def test_explanations_name_the_driving_feature_and_its_direction():
     assert top["direction"] == "members higher"
     assert top["member_value"] == pytest.approx(2.0, abs=0.3)
     assert "non-members have lower x" in top["sentence"]
+
+
+def test_tree_permutation_importance_finds_the_signal_column():
+    fs = constructed(200, shift=3.0)
+    folds = stratified_folds(fs.labels, 5, 0)
+    oof = oof_scores(fs, COMBINED, "gbt", FAST, folds=folds, keep_models=True)
+    imp = importance(fs, oof, "gbt", FAST, seed=0).sort_values(ascending=False)
+    assert imp.index[0] == "spectral__x"
+    assert imp.iloc[0] > 0.2  # shuffling x costs most of the AUC
+    assert imp.drop("spectral__x").abs().max() < 0.05  # noise columns cost nothing
+    # a subset of held-out items gives the same ranking
+    some = np.zeros(len(fs), bool)
+    some[::2] = True
+    assert importance(fs, oof, "gbt", FAST, seed=0, items=some).idxmax() == "spectral__x"
 
 
 def test_same_inputs_and_seed_give_the_same_outputs_whatever_the_workers():

@@ -140,6 +140,23 @@ def test_metadata_signal_facts(cfg):
     assert silent["rms_dbfs"] == -120.0 and silent["lead_silence_s"] == 1.0
 
 
+def test_nonsilent_span_agrees_with_librosa_trim():
+    import librosa
+
+    rng = np.random.default_rng(3)
+    sr = 16000
+    x = np.concatenate(
+        [
+            1e-4 * rng.standard_normal(7000),
+            sine(300.0, 0.7, sr, amp=0.4),
+            1e-4 * rng.standard_normal(5300),
+        ]
+    ).astype(np.float32)
+    hop = 160
+    _, (start, end) = librosa.effects.trim(x, top_db=40, frame_length=4 * hop, hop_length=hop)
+    assert metadata.nonsilent_span(x, sr, 40.0) == (start, end)
+
+
 @pytest.mark.parametrize("snr", [10.0, 30.0])
 def test_snr_estimate_tracks_a_known_snr(snr):
     rng = np.random.default_rng(0)
