@@ -62,12 +62,45 @@ BLIND, PERMUTATION = "blind", "permutation"
 # --------------------------------------------------------------------------- pipelines
 
 
+class TranscriptTfidf(TfidfVectorizer):
+    """TF-IDF that yields zero columns, instead of failing, when a training fold has no usable n-gram.
+
+    With ``min_df`` >= 2 a small fold of unique transcripts can leave an empty
+    vocabulary; the text then simply carries no information in that fold.
+    """
+
+    def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
+        try:
+            self._empty = False
+            return super().fit_transform(raw_documents, y)
+        except ValueError as exc:
+            if "no terms remain" not in str(exc) and "empty vocabulary" not in str(exc):
+                raise
+            self._empty = True
+            self.vocabulary_ = {}
+            return sparse.csr_matrix((len(raw_documents), 0))
+
+    def fit(self, raw_documents: Any, y: Any = None) -> TranscriptTfidf:
+        self.fit_transform(raw_documents, y)
+        return self
+
+    def transform(self, raw_documents: Any) -> Any:
+        if getattr(self, "_empty", False):
+            return sparse.csr_matrix((len(raw_documents), 0))
+        return super().transform(raw_documents)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        if getattr(self, "_empty", False):
+            return np.array([], dtype=object)
+        return super().get_feature_names_out(input_features)
+
+
 def make_preprocessor(
     columns: GroupColumns, classifier: str, cfg: BlindConfig
 ) -> ColumnTransformer:
     """Feature matrix of a group's columns, every step fit on the data it is fit on (one training fold).
 
-    Numbers: median imputation of failed items and standardization (logistic
+    Numbers: mean imputation of failed items and standardization (logistic
     regression; trees take missing values natively and need no scaling);
     categories: one-hot (missing ones were filled with '<missing>' when the
     feature set was built); each text column: TF-IDF of word
@@ -93,7 +126,7 @@ def make_preprocessor(
     for i, c in enumerate(columns.categorical):
         parts.append((f"cat{i}", OneHotEncoder(handle_unknown="ignore", sparse_output=linear), [c]))
     for i, c in enumerate(columns.text):
-        vec = TfidfVectorizer(
+        vec = TranscriptTfidf(
             ngram_range=(1, t.ngram_max),
             min_df=t.min_df,
             max_features=t.max_features if linear else t.tree_max_features,
@@ -118,7 +151,7 @@ def make_classifier(classifier: str, cfg: BlindConfig, seed: int = 0) -> Any:
             max_bins=g.max_bins,
             min_samples_leaf=g.min_samples_leaf,
             l2_regularization=g.l2_regularization,
-            early_stopping=False,
+            early_stopping={"auto": "auto", "on": True, "off": False}[g.early_stopping],
             random_state=seed,
         )
     raise ValueError(f"unknown blind classifier {classifier!r} (known: {CLASSIFIERS})")

@@ -364,6 +364,11 @@ class GBTConfig(Strict):
         le=255,
         description="Histogram bins per feature (fewer: faster; enough for small sets).",
     )
+    early_stopping: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Stop boosting when a 10% validation split of the training fold stops improving; "
+        "'auto': only above 10,000 training items (scikit-learn's rule).",
+    )
 
 
 class TfidfConfig(Strict):
@@ -372,7 +377,11 @@ class TfidfConfig(Strict):
     ngram_max: int = Field(
         2, ge=1, le=3, description="Word n-grams from 1 to this (2: unigrams + bigrams)."
     )
-    min_df: int = Field(1, ge=1, description="Drop n-grams seen in fewer training transcripts.")
+    min_df: int = Field(
+        2,
+        ge=1,
+        description="Drop n-grams seen in fewer training transcripts (a singleton cannot generalize).",
+    )
     max_features: int | None = Field(
         None, ge=1, description="Keep the most frequent n-grams (logistic regression); null: all."
     )

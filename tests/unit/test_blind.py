@@ -176,8 +176,9 @@ def test_tfidf_is_fit_inside_each_training_fold():
     texts = [f"common words here uniq{k}" for k in range(n)]
     fs = _text_set(texts, np.repeat([1, 0], n // 2))
     folds = stratified_folds(fs.labels, 4, seed=0)
+    every_ngram = FAST.model_copy(update={"tfidf": FAST.tfidf.model_copy(update={"min_df": 1})})
     for clf in ("logistic", "gbt"):
-        oof = oof_scores(fs, "text", clf, FAST, folds=folds, keep_models=True)
+        oof = oof_scores(fs, "text", clf, every_ngram, folds=folds, keep_models=True)
         for f, model in zip(np.unique(folds), oof.models, strict=True):
             vocab = set(model[0].named_transformers_["txt0"].vocabulary_)
             held_out = {f"uniq{k}" for k in np.flatnonzero(folds == f)}
