@@ -399,13 +399,13 @@ class PermutationControlConfig(Strict):
     enabled: bool = True
     classifiers: Literal["stronger", "all"] = Field(
         "stronger",
-        description="Run it for each group's stronger classifier (the one reported) or for every classifier.",
+        description="Run it for each group's reported classifier ('stronger') or for every classifier.",
     )
     shuffles: int = Field(
         5,
         ge=1,
-        description="Independent label shuffles; the control reports their mean AUC with a Student-t CI of "
-        "that mean (one shuffle: its bootstrap CI).",
+        description="Independent label shuffles; the control reports the mean AUC and the mean CI bounds "
+        "over shuffles (the CI one shuffled run typically reports; their spread is auc_sd).",
     )
 
 
@@ -435,7 +435,8 @@ class BlindConfig(Strict):
     )
     classifiers: list[Literal["logistic", "gbt"]] = Field(
         default_factory=lambda: ["logistic", "gbt"],
-        description="Classifiers run on every group; the stronger one is also reported.",
+        description="Classifiers run on every group; the reported one is logistic regression unless "
+        "another is significantly stronger (paired bootstrap of the AUC difference).",
     )
     combined: bool = Field(True, description="Also classify with every group's features at once.")
     group_same_text: bool = Field(

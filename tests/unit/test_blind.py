@@ -15,6 +15,7 @@ from lalm_audit.blind import (
     importance,
     make_pipeline,
     oof_scores,
+    pick_stronger,
     stratified_folds,
     text_groups,
 )
@@ -76,21 +77,32 @@ def test_permutation_control_sits_at_chance_even_on_a_separable_set():
     assert ctl["stronger"].all()  # run for the reported classifier of each group
     assert ((ctl["auc_lo"] <= 0.5) & (ctl["auc_hi"] >= 0.5)).all()
     assert (ctl["auc"] - 0.5).abs().max() < 0.07
+    assert (ctl["auc_sd"] > 0).all() and res.metrics.query("control == 'blind'")[
+        "auc_sd"
+    ].isna().all()
     blind = res.metrics[(res.metrics["control"] == "blind") & (res.metrics["group"] == "spectral")]
     assert (blind["auc"] > 0.95).all()
 
 
-def test_control_summary_is_a_t_interval_of_the_mean_over_shuffles():
+def test_control_summary_averages_auc_and_bounds_over_shuffles():
     evs = [
-        ScoreEval(a, a - 0.1, a + 0.1, {0.01: t}, 50, 50)
+        ScoreEval(a, a - 0.1, a + 0.12, {0.01: t}, 50, 50)
         for a, t in [(0.4, 0.0), (0.5, 0.1), (0.6, 0.2)]
     ]
-    s = control_summary(evs, 0.95)
-    half = 4.302653 * 0.1 / np.sqrt(3)  # t(0.975, 2 df) x sd / sqrt(n)
-    assert s.auc == pytest.approx(0.5)
-    assert (s.auc_lo, s.auc_hi) == pytest.approx((0.5 - half, 0.5 + half), abs=1e-6)
+    s = control_summary(evs)
+    assert (s.auc, s.auc_lo, s.auc_hi) == pytest.approx((0.5, 0.4, 0.62))
     assert s.tpr[0.01] == pytest.approx(0.1)
-    assert control_summary(evs[:1]) == evs[0]
+    assert (s.n_members, s.n_nonmembers) == (50, 50)
+
+
+def test_trees_are_reported_only_when_significantly_stronger():
+    rng = np.random.default_rng(0)
+    y = np.repeat([1, 0], 100)
+    noise = {"logistic": rng.normal(size=200), "gbt": rng.normal(size=200) + 0.2 * y}
+    assert pick_stronger(y, noise, EVAL) == "logistic"  # a small, insignificant edge
+    xor = {"logistic": rng.normal(size=200), "gbt": rng.normal(size=200) + 3 * y}
+    assert pick_stronger(y, xor, EVAL) == "gbt"
+    assert pick_stronger(y, {"gbt": noise["gbt"]}, EVAL) == "gbt"
 
 
 def test_every_item_gets_one_out_of_fold_prediction_per_group_and_classifier():
