@@ -823,7 +823,7 @@ def summary_markdown(
             if len(p)
             else "-"
         )
-        star = " (stronger)" if r["stronger"] else ""
+        star = " (reported)" if r["stronger"] else ""
         lines.append(
             f"| {r['group']} | {r['classifier']}{star} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | "
             f"{r[tpr_col]:.3f} | {ctl} | {r['n_failed']} |"
