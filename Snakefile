@@ -21,6 +21,8 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/blind.smk"
 include: "workflow/rules/perturb.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/indicators.smk"

@@ -185,6 +185,78 @@ def _run_stage(args: argparse.Namespace, stage: str) -> int:
     return 0
 
 
+# --- blind baseline: features, blind CV, heatmap (the same functions the workflow's jobs call)
+
+
+def _audit_names(cfg: Config, names: list[str] | None) -> list[str]:
+    names = names or cfg.audit_datasets()
+    for name in names:
+        if name not in cfg.audit_datasets():
+            raise LalmAuditError(
+                f"dataset {name!r} is not an audit dataset of the config (audit datasets: {cfg.audit_datasets()})"
+            )
+    return names
+
+
+def _features_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
+    p.add_argument("-g", "--group", nargs="*", help="feature group(s); default: features.groups")
+    p.add_argument(
+        "--shard", type=int, help="extract only this shard (0-based); default: all, then merge"
+    )
+    p.add_argument(
+        "-r", "--results", default="results", help="results folder (manifests are read from it)"
+    )
+
+
+@command(
+    "features",
+    "extract blind-baseline features (per dataset, group and shard) and merge shards",
+    args=_features_args,
+)
+def cmd_features(args: argparse.Namespace) -> int:
+    from lalm_audit.features import merge_shards, run_features_shard
+
+    cfg = _config(args)
+    res = Path(args.results)
+    for ds in _audit_names(cfg, args.dataset):
+        manifest = res / "manifests" / f"{ds}.parquet"
+        for group in args.group or cfg.features.groups:
+            n = cfg.features.n_shards(ds, group)
+            shards = [
+                res / "features" / ds / "shards" / group / f"{i}-of-{n}.parquet" for i in range(n)
+            ]
+            todo = range(n) if args.shard is None else [args.shard]
+            for i in todo:
+                run_features_shard(cfg, ds, group, i, n, manifest, shards[i])
+            if args.shard is None:
+                merge_shards(
+                    cfg, ds, group, shards, manifest, res / "features" / ds / f"{group}.parquet"
+                )
+    return 0
+
+
+def _blind_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
+    p.add_argument(
+        "-r", "--results", default="results", help="results folder (features are read from it)"
+    )
+
+
+@command(
+    "blind",
+    "blind classifiers of members vs non-members from features alone (no model)",
+    args=_blind_args,
+)
+def cmd_blind(args: argparse.Namespace) -> int:
+    from lalm_audit.blind import run_blind
+
+    cfg = _config(args)
+    for ds in _audit_names(cfg, args.dataset):
+        run_blind(cfg, ds, results=args.results, workers=args.workers)
+    return 0
+
+
 @command(
     "generate",
     "stage 1: greedy responses of a model to audio + prompt (replays generate jobs)",
@@ -201,6 +273,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 )
 def cmd_score(args: argparse.Namespace) -> int:
     return _run_stage(args, "score")
+
+
+@command(
+    "heatmap",
+    "cross-dataset heatmap: blind AUC between every two groups of items",
+    args=_blind_args,
+)
+def cmd_heatmap(args: argparse.Namespace) -> int:
+    from lalm_audit.heatmap import run_heatmap
+
+    cfg = _config(args)
+    run_heatmap(cfg, _audit_names(cfg, args.dataset), results=args.results, workers=args.workers)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -629,6 +629,227 @@ class DemoModelsConfig(Strict):
     )
 
 
+# --------------------------------------------------------------------------- features (blind baseline)
+
+FEATURE_GROUPS = ("text", "spectral", "prosodic", "metadata")
+FeatureGroupName = Literal["text", "spectral", "prosodic", "metadata"]
+
+
+class SpectralConfig(Strict):
+    """librosa clip statistics (features group ``spectral``), computed at ``audio.sample_rate``."""
+
+    n_mfcc: int = Field(13, ge=1, le=40, description="MFCCs per frame (their deltas too).")
+    n_mels: int = Field(40, ge=8, description="Mel bands the MFCCs are computed from.")
+    n_fft: int = Field(512, ge=64, description="STFT window (samples; 512 = 32 ms at 16 kHz).")
+    hop_length: int = Field(160, ge=16, description="STFT hop (samples; 160 = 10 ms at 16 kHz).")
+    contrast_bands: int = Field(
+        5,
+        ge=1,
+        description="Spectral-contrast octave bands above 200 Hz (must stay below Nyquist).",
+    )
+    rolloff_percent: float = Field(
+        0.85,
+        gt=0,
+        lt=1,
+        description="Spectral rolloff: frequency below which this energy share lies.",
+    )
+    percentiles: tuple[float, ...] = Field(
+        (10.0, 50.0, 90.0),
+        description="Percentiles of every frame series reported beside its mean and std.",
+    )
+
+
+class ProsodicConfig(Strict):
+    """openSMILE functionals (features group ``prosodic``)."""
+
+    feature_set: Literal["eGeMAPSv02", "GeMAPSv01b"] = Field(
+        "eGeMAPSv02", description="openSMILE feature set (Functionals level)."
+    )
+
+
+class MetadataFeaturesConfig(Strict):
+    """File and signal facts (features group ``metadata``), read at the source's own rate."""
+
+    silence_top_db: float = Field(
+        40.0,
+        gt=0,
+        description="Leading/trailing silence: frames this many dB below the clip's peak.",
+    )
+    clip_level: float = Field(
+        0.999, gt=0, le=1, description="|sample| at or above this counts as clipped."
+    )
+
+
+class FeaturesConfig(Strict):
+    """Blind-baseline feature extraction: one cached table per dataset and group."""
+
+    groups: list[FeatureGroupName] = Field(
+        default_factory=lambda: list(FEATURE_GROUPS),
+        description="Feature groups to extract and classify (text, spectral, prosodic, metadata).",
+    )
+    shards: int = Field(
+        4, ge=1, description="Extraction jobs per dataset and audio group (text runs as one job)."
+    )
+    dataset_shards: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Dataset alias -> shard count, overriding 'shards'."
+    )
+    max_failed_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A group whose share of failed items exceeds this stops the run (failures are "
+        "recorded per item in feature_error; above this share a bug or bad input is likelier than bad items).",
+    )
+    spectral: SpectralConfig = Field(default_factory=SpectralConfig)
+    prosodic: ProsodicConfig = Field(default_factory=ProsodicConfig)
+    metadata: MetadataFeaturesConfig = Field(default_factory=MetadataFeaturesConfig)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("features.groups must list at least one group, each once")
+        return v
+
+    def n_shards(self, dataset: str, group: str) -> int:
+        """Extraction jobs for one dataset and group (text is cheap: always one)."""
+        if group == "text":
+            return 1
+        return self.dataset_shards.get(dataset, self.shards)
+
+
+# --------------------------------------------------------------------------- blind classifiers
+
+
+class LogisticConfig(Strict):
+    """The paper's blind classifier: L2 logistic regression on standardized features."""
+
+    C: float = Field(
+        0.1, gt=0, description="Inverse L2 strength (small: many features, few items)."
+    )
+    max_iter: int = Field(5000, ge=100, description="lbfgs iterations.")
+
+
+class GBTConfig(Strict):
+    """Gradient-boosted trees (scikit-learn HistGradientBoostingClassifier): finds non-linear shifts."""
+
+    max_iter: int = Field(100, ge=1, description="Boosting rounds.")
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_depth: int = Field(3, ge=1, description="Depth of each tree.")
+    min_samples_leaf: int = Field(10, ge=1, description="Fewest training items per leaf.")
+    l2_regularization: float = Field(0.0, ge=0)
+    max_bins: int = Field(
+        255,
+        ge=2,
+        le=255,
+        description="Histogram bins per feature (fewer: faster; enough for small sets).",
+    )
+    early_stopping: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Stop boosting when a 10% validation split of the training fold stops improving; "
+        "'auto': only above 10,000 training items (scikit-learn's rule).",
+    )
+
+
+class TfidfConfig(Strict):
+    """TF-IDF of the transcript (text group), always fit inside each training fold."""
+
+    ngram_max: int = Field(
+        2, ge=1, le=3, description="Word n-grams from 1 to this (2: unigrams + bigrams)."
+    )
+    min_df: int = Field(
+        2,
+        ge=1,
+        description="Drop n-grams seen in fewer training transcripts (a singleton cannot generalize).",
+    )
+    max_features: int | None = Field(
+        None, ge=1, description="Keep the most frequent n-grams (logistic regression); null: all."
+    )
+    tree_max_features: int = Field(
+        200,
+        ge=1,
+        description="Most frequent n-grams the trees see (they need a dense matrix).",
+    )
+    sublinear_tf: bool = Field(True, description="Use 1 + log(tf).")
+
+
+class PermutationControlConfig(Strict):
+    """The chance check: the same CV on shuffled labels; its AUC should sit at 0.5."""
+
+    enabled: bool = True
+    classifiers: Literal["stronger", "all"] = Field(
+        "stronger",
+        description="Run it for each group's reported classifier ('stronger') or for every classifier.",
+    )
+    shuffles: int = Field(
+        5,
+        ge=1,
+        description="Independent label shuffles; the control reports the mean AUC and the mean CI bounds "
+        "over shuffles (the CI one shuffled run typically reports; their spread is auc_sd).",
+    )
+
+
+class HeatmapConfig(Strict):
+    """Cross-dataset heatmap (the paper's Figure 2): blind AUC between every two groups of items."""
+
+    enabled: bool = True
+    pairing: Literal["label", "dataset"] = Field(
+        "label",
+        description="'label': each dataset's members and non-members are two sides; 'dataset': one side "
+        "per dataset.",
+    )
+    classifier: Literal["logistic", "gbt", "stronger"] = Field(
+        "logistic", description="Classifier of each pair ('stronger' runs both: twice the time)."
+    )
+    groups: list[FeatureGroupName] | None = Field(
+        None, description="Feature groups it uses, combined; null: every extracted group."
+    )
+    folds: int = Field(5, ge=2, description="Stratified CV folds of each pair.")
+
+
+class BlindConfig(Strict):
+    """Blind classifiers: membership from features alone (no model), per group and combined."""
+
+    folds: int = Field(
+        10, ge=2, description="Stratified CV folds (fewer when a class has fewer items)."
+    )
+    classifiers: list[Literal["logistic", "gbt"]] = Field(
+        default_factory=lambda: ["logistic", "gbt"],
+        description="Classifiers run on every group; the reported one is logistic regression unless "
+        "another is significantly stronger (paired bootstrap of the AUC difference).",
+    )
+    combined: bool = Field(True, description="Also classify with every group's features at once.")
+    group_same_text: bool = Field(
+        True,
+        description="Keep items with identical transcripts in the same CV fold (otherwise the same sentence "
+        "read by a member and a non-member pushes the text AUC far below 0.5).",
+    )
+    logistic: LogisticConfig = Field(default_factory=LogisticConfig)
+    gbt: GBTConfig = Field(default_factory=GBTConfig)
+    tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
+    permutation_control: PermutationControlConfig = Field(default_factory=PermutationControlConfig)
+    top_features: int = Field(
+        5, ge=1, description="Features explained in words per group and classifier."
+    )
+    importance_repeats: int = Field(
+        3, ge=1, description="Shuffles per feature of the trees' held-out permutation importance."
+    )
+    importance_max_items: int = Field(
+        5000,
+        ge=10,
+        description="Held-out items the trees' permutation importance is computed on (a seeded subset "
+        "of larger sets).",
+    )
+    heatmap: HeatmapConfig = Field(default_factory=HeatmapConfig)
+
+    @field_validator("classifiers")
+    @classmethod
+    def _clfs(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("blind.classifiers must list at least one classifier, each once")
+        return v
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -655,6 +876,8 @@ class Config(Strict):
     demo_models: DemoModelsConfig | None = Field(
         None, description="Present only in the demo config: train the demo models."
     )
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    blind: BlindConfig = Field(default_factory=BlindConfig)
 
     @field_validator("datasets")
     @classmethod
@@ -698,6 +921,13 @@ class Config(Strict):
         """Model aliases the scoring stage runs, in config order."""
         chosen = self.scoring.models
         return [m for m in self.models if chosen is None or m in chosen]
+
+    @model_validator(mode="after")
+    def _feature_shards_name_datasets(self) -> Config:
+        unknown = sorted(set(self.features.dataset_shards) - set(self.datasets))
+        if unknown:
+            raise ValueError(f"features.dataset_shards names unknown datasets {unknown}")
+        return self
 
     def audit_datasets(self) -> list[str]:
         """Datasets every audit stage runs on, in config order."""

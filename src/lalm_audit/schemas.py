@@ -262,6 +262,134 @@ DISENTANGLEMENT = TableSchema(
     },
 )
 
+FEATURES = TableSchema(
+    name="features",
+    columns={"item_id": pa.string(), "feature_error": pa.string()},
+    nullable=frozenset({"feature_error"}),
+    extra_prefixes=(
+        "",
+    ),  # every other column is a feature of the group (names: lalm_audit.features)
+    key=("item_id",),
+    doc={
+        "item_id": "the manifest's item id (every manifest item has exactly one row)",
+        "feature_error": "null when extraction succeeded; otherwise the reason, and the item's features are missing",
+        "*": "the group's features: numbers, plus 'transcript' (text) and 'audio_format'/'subtype' (metadata) as strings",
+    },
+)
+
+BLIND_PREDICTIONS = TableSchema(
+    name="blind_predictions",
+    columns={
+        "item_id": pa.string(),
+        "label": pa.int8(),
+        "group": pa.string(),
+        "classifier": pa.string(),
+        "fold": pa.int16(),
+        "prob": pa.float64(),
+        "logit": pa.float64(),
+    },
+    key=("item_id", "group", "classifier"),
+    doc={
+        "group": "feature group (text, spectral, prosodic, metadata) or 'combined' (all groups in one pipeline)",
+        "classifier": "'logistic' or 'gbt'",
+        "fold": "the CV fold in which the item was held out",
+        "prob": "out-of-fold membership probability (higher = more likely a member)",
+        "logit": "out-of-fold log-odds of membership (the classifier's decision function)",
+    },
+)
+
+BLIND_METRICS = TableSchema(
+    name="blind_metrics",
+    columns={
+        "dataset": pa.string(),
+        "group": pa.string(),
+        "classifier": pa.string(),
+        "control": pa.string(),
+        "stronger": pa.bool_(),
+        "auc": pa.float64(),
+        "auc_lo": pa.float64(),
+        "auc_hi": pa.float64(),
+        "auc_sd": pa.float64(),
+        "n_members": pa.int64(),
+        "n_nonmembers": pa.int64(),
+        "n_failed": pa.int64(),
+        "n_features": pa.int64(),
+        "folds": pa.int64(),
+        "shuffles": pa.int64(),
+    },
+    nullable=frozenset({"auc_sd"}),
+    extra_prefixes=("tpr_at_",),
+    key=("dataset", "group", "classifier", "control"),
+    doc={
+        "control": "'blind' (true labels) or 'permutation' (same CV on shuffled labels; mean over shuffles)",
+        "stronger": "true on the classifier reported for this group: logistic regression unless the trees' AUC "
+        "is significantly higher (paired bootstrap)",
+        "auc": "out-of-fold AUC (permutation: the mean over shuffles)",
+        "auc_lo": "lower bound of the stratified bootstrap CI (permutation: the mean of the shuffles' bounds)",
+        "auc_sd": "permutation: standard deviation of the AUC over shuffles; null for blind rows",
+        "n_failed": "items whose features of this group failed to extract (their features are imputed)",
+        "n_features": "input columns of the group (the transcript counts as one)",
+        "tpr_at_*": "TPR at the FPR bound (evaluation.fpr_targets)",
+    },
+)
+
+BLIND_EXPLANATIONS = TableSchema(
+    name="blind_explanations",
+    columns={
+        "dataset": pa.string(),
+        "group": pa.string(),
+        "classifier": pa.string(),
+        "rank": pa.int16(),
+        "feature": pa.string(),
+        "feature_group": pa.string(),
+        "importance": pa.float64(),
+        "importance_kind": pa.string(),
+        "direction": pa.string(),
+        "member_value": pa.float64(),
+        "nonmember_value": pa.float64(),
+        "sentence": pa.string(),
+    },
+    nullable=frozenset({"member_value", "nonmember_value"}),
+    key=("dataset", "group", "classifier", "rank"),
+    doc={
+        "feature": "input column (e.g. snr_db) or model term (e.g. transcript 'the cat', audio_format=WAV)",
+        "importance": "standardized coefficient (logistic; sign: + favours members) or mean drop of held-out "
+        "AUC when the column is shuffled (gbt)",
+        "importance_kind": "'std_coef' or 'permutation_auc_drop'",
+        "direction": "'members higher' or 'non-members higher' (class means of the raw feature)",
+        "member_value": "members' mean (share of transcripts for an n-gram, share of items for a category)",
+        "sentence": "the explanation in words, e.g. 'non-members are noisier: lower estimated SNR (9.9 vs 40.0 dB)'",
+    },
+)
+
+HEATMAP = TableSchema(
+    name="blind_heatmap",
+    columns={
+        "side_a": pa.string(),
+        "side_b": pa.string(),
+        "dataset_a": pa.string(),
+        "dataset_b": pa.string(),
+        "label_a": pa.string(),
+        "label_b": pa.string(),
+        "pair_kind": pa.string(),
+        "classifier": pa.string(),
+        "auc": pa.float64(),
+        "auc_lo": pa.float64(),
+        "auc_hi": pa.float64(),
+        "n_a": pa.int64(),
+        "n_b": pa.int64(),
+    },
+    key=("side_a", "side_b"),
+    doc={
+        "side_a": "'<dataset>:members', '<dataset>:non-members' (pairing 'label') or '<dataset>' (pairing 'dataset')",
+        "label_a": "'members', 'non-members' or 'all'",
+        "pair_kind": "'within-dataset' (a dataset's own membership split), 'membership-neutral' (two member "
+        "sets: any separation is a shift, never membership), or 'cross-dataset'",
+        "auc": "blind AUC of telling side_a (positive) from side_b; every ordered pair is a row, so "
+        "pivot(side_a, side_b, auc) is the matrix (symmetric: one CV per unordered pair)",
+    },
+)
+
 ALL_SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (
@@ -272,6 +400,12 @@ ALL_SCHEMAS: dict[str, TableSchema] = {
         INDICATOR_SCORES,
         MIA_METRICS,
         AGGREGATE_SCORES,
+        DISENTANGLEMENT,
+        FEATURES,
+        BLIND_PREDICTIONS,
+        BLIND_METRICS,
+        BLIND_EXPLANATIONS,
+        HEATMAP,
     )
 }
 

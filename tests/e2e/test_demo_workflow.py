@@ -74,7 +74,73 @@ def test_every_job_has_a_log(demo_run):
         f"manifest/{d}.log" for d in DATASETS
     } <= logs
     assert {"demo_model/demo-target.log", "demo_model/demo-control.log"} <= logs
-    assert "scores/demo-target/demo-matched/original/transcript/token_stats/shard-0.log" in logs
+    assert "scores/demo-target/demo-matched/original/token_stats/shard-0.log" in logs
+    assert {"blind/heatmap.log"} | {
+        f"blind/{d}.log" for d in DATASETS if d != "demo-pretrain"
+    } <= logs
+
+
+AUDITED = [d for d in DATASETS if d != "demo-pretrain"]
+
+
+def _metrics(workdir: Path, ds: str) -> pd.DataFrame:
+    return io.read_table(workdir / "results" / "blind" / ds / "metrics.parquet")
+
+
+def test_blind_baseline_separates_the_shifted_dataset(demo_run):
+    workdir, _ = demo_run
+    m = _metrics(workdir, "demo-shifted")
+    combined = m[(m["group"] == "combined") & (m["control"] == "blind")]
+    assert (combined["auc"] >= 0.95).all()  # both classifiers
+    assert not (workdir / "results" / "blind" / "demo-pretrain").exists()  # train_pool: not audited
+    ex = io.read_table(workdir / "results" / "blind" / "demo-shifted" / "explanations.parquet")
+    meta = ex[(ex["group"] == "metadata") & (ex["classifier"] == "logistic")]
+    assert meta["sentence"].str.contains("sample rate|noisier|bitrate").any()
+    summary = (workdir / "results" / "blind" / "demo-shifted" / "summary.md").read_text()
+    assert "separable without any model" in summary
+
+
+def test_blind_baseline_finds_no_shift_in_the_matched_dataset(demo_run):
+    workdir, _ = demo_run
+    m = _metrics(workdir, "demo-matched")
+    reported = m[(m["control"] == "blind") & m["stronger"]]
+    assert len(reported) == 5  # text, spectral, prosodic, metadata, combined
+    assert ((reported["auc_lo"] <= 0.5) & (reported["auc_hi"] >= 0.5)).all(), reported
+
+
+def test_permutation_control_contains_chance_everywhere(demo_run):
+    workdir, _ = demo_run
+    for ds in AUDITED:
+        ctl = _metrics(workdir, ds).query("control == 'permutation'")
+        assert len(ctl) == 5
+        assert ((ctl["auc_lo"] <= 0.5) & (ctl["auc_hi"] >= 0.5)).all(), (ds, ctl)
+
+
+def test_blind_predictions_cover_every_item(demo_run):
+    workdir, _ = demo_run
+    for ds in AUDITED:
+        p = io.read_table(workdir / "results" / "blind" / ds / "predictions.parquet")
+        man = io.read_table(
+            workdir / "results" / "manifests" / f"{ds}.parquet", columns=["item_id"]
+        )
+        per = p.groupby(["group", "classifier"])["item_id"].apply(set)
+        assert all(s == set(man["item_id"]) for s in per), ds
+
+
+def test_heatmap_covers_every_side_and_reads_cross_condition_pairs_near_one(demo_run):
+    workdir, _ = demo_run
+    h = io.read_table(workdir / "results" / "blind" / "heatmap.parquet")
+    sides = {f"{d}:{s}" for d in AUDITED for s in ("members", "non-members")}
+    assert set(h["side_a"]) == sides and set(h["side_b"]) == sides
+    assert len(h) == len(sides) * (len(sides) - 1)
+    shifted = h[h["side_a"] == "demo-shifted:non-members"].set_index("side_b")["auc"]
+    # group-B, noisy, 8 kHz non-members against every clean group-A side
+    clean = [
+        s for s in sides if s.endswith(":members") or s.startswith(("demo-matched", "demo-binding"))
+    ]
+    assert (shifted[clean] >= 0.95).all(), shifted
+    assert (workdir / "results" / "blind" / "heatmap.png").stat().st_size > 10_000
+    assert (workdir / "results" / "blind" / "heatmap.pdf").stat().st_size > 0
 
 
 def test_rerun_is_a_no_op(demo_run):

@@ -46,7 +46,22 @@ def test_demo_dry_run_plans_every_stage(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("demo_data", "manifest", "manifest_summary", "demo_model", "generate", "score"):
+    for rule in (
+        "demo_data",
+        "manifest",
+        "manifest_summary",
+        "features_shard",
+        "features_merge",
+        "blind",
+        "blind_heatmap",
+        "perturb",
+        "demo_model",
+        "generate",
+        "score",
+        "indicators",
+        "mia",
+        "disentangle",
+    ):
         assert rule in out
 
 
@@ -83,5 +98,8 @@ def test_cli_help_lists_the_stages():
         "demo-model",
         "generate",
         "score",
+        "features",
+        "blind",
+        "heatmap",
     ):
         assert cmd in res.stdout

@@ -39,8 +39,56 @@ def all_targets():
     targets = expand("results/manifests/{dataset}.parquet", dataset=DATASETS)
     targets.append("results/manifests/summary.tsv")
     targets += scoring_targets()
-    targets.append("results/mia/summary.md")
+    if SCORED_MODELS:  # a blind-baseline-only audit (no models) is a valid first day
+        targets.append("results/mia/summary.md")
     targets += disentangle_targets()
+    targets += blind_targets()
+    return targets
+
+
+# --- blind baseline: features per (dataset, group, shard), blind CV per dataset, heatmap
+AUDIT_DATASET_RE = "|".join(re.escape(d) for d in AUDIT_DATASETS)
+
+
+wildcard_constraints:
+    group="|".join(re.escape(g) for g in CFG.features.groups),
+    shard=r"\d+",
+    n_shards=r"\d+",
+
+
+def feature_shards(wildcards):
+    """The shard files of one (dataset, group), as many as features.shards / dataset_shards say."""
+    n = CFG.features.n_shards(wildcards.dataset, wildcards.group)
+    return [
+        f"results/features/{wildcards.dataset}/shards/{wildcards.group}/{i}-of-{n}.parquet"
+        for i in range(n)
+    ]
+
+
+def feature_params(wildcards):
+    """The settings one group's values depend on (so changing another group's reruns nothing here)."""
+    return {
+        "audio": config.get("audio", {}),
+        "group": config.get("features", {}).get(wildcards.group, {}),
+    }
+
+
+def blind_features(wildcards):
+    return expand(
+        "results/features/{dataset}/{group}.parquet",
+        dataset=wildcards.dataset,
+        group=CFG.features.groups,
+    )
+
+
+def blind_targets():
+    targets = expand(
+        "results/blind/{dataset}/{name}",
+        dataset=AUDIT_DATASETS,
+        name=["metrics.parquet", "summary.md"],
+    )
+    if CFG.blind.heatmap.enabled and AUDIT_DATASETS:
+        targets += ["results/blind/heatmap.parquet", "results/blind/heatmap.png"]
     return targets
 
 

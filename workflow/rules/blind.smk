@@ -1,0 +1,54 @@
+# Blind classifiers (no model): members vs non-members from features alone, per dataset,
+# and the cross-dataset heatmap (the paper's Figure 2).
+
+
+rule blind:
+    input:
+        features=blind_features,
+        manifest="results/manifests/{dataset}.parquet",
+    output:
+        predictions="results/blind/{dataset}/predictions.parquet",
+        metrics="results/blind/{dataset}/metrics.parquet",
+        explanations="results/blind/{dataset}/explanations.parquet",
+        summary="results/blind/{dataset}/summary.md",
+    log:
+        "results/logs/blind/{dataset}.log",
+    benchmark:
+        "results/benchmarks/blind/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=AUDIT_DATASET_RE,
+    conda:
+        ENV
+    threads: 1
+    params:
+        blind=config.get("blind", {}),
+        evaluation=config.get("evaluation", {}),
+        groups=CFG.features.groups,
+    script:
+        "../scripts/blind.py"
+
+
+rule blind_heatmap:
+    input:
+        expand(
+            "results/features/{dataset}/{group}.parquet",
+            dataset=AUDIT_DATASETS,
+            group=CFG.blind.heatmap.groups or CFG.features.groups,
+        ),
+    output:
+        table="results/blind/heatmap.parquet",
+        png="results/blind/heatmap.png",
+        pdf="results/blind/heatmap.pdf",
+    log:
+        "results/logs/blind/heatmap.log",
+    benchmark:
+        "results/benchmarks/blind/heatmap.tsv"
+    conda:
+        ENV
+    threads: 2
+    params:
+        blind=config.get("blind", {}),
+        evaluation=config.get("evaluation", {}),
+        datasets=AUDIT_DATASETS,
+    script:
+        "../scripts/blind_heatmap.py"
