@@ -264,6 +264,7 @@ def run_disentangle(
     figure_png: str | None = None,
     figure_pdf: str | None = None,
     title: str = "",
+    status_path: str | None = None,
 ) -> pd.DataFrame:
     """Disentanglement stage: every condition against the original, per split and target, with a chart.
 
@@ -284,6 +285,9 @@ def run_disentangle(
         df.insert(0, "split", split)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
+    from lalm_audit.mia import mark_confounded
+
+    table = mark_confounded(table, io.read_table(status_path) if status_path else None)
     prov = io.provenance(
         "disentangle",
         {"analysis": cfg.analysis, "perturb": cfg.perturb, "evaluation": cfg.evaluation},

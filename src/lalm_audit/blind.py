@@ -13,11 +13,13 @@ Public pieces other stages reuse:
 
 - :func:`make_preprocessor`, :func:`make_pipeline`: the blind feature
   matrix and classifier for a group (fit them inside your own folds);
-- :func:`stratified_folds`, :func:`oof_scores`: out-of-fold scores for one
-  group and classifier;
+- :func:`stratified_folds` (+ :func:`text_groups`), :func:`oof_scores`:
+  out-of-fold scores for one group and classifier; :func:`importance`;
 - :func:`cross_validate`: the whole blind CV (all groups, both classifiers,
   control, explanations) on any feature set or subset of it, with any seed;
-- :func:`run_blind`: the workflow stage (reads features, writes the tables).
+  :func:`pick_stronger` is its rule for the reported classifier;
+- :func:`run_blind`: the workflow stage (reads features, writes the tables);
+  :func:`load_blind` reads them back (``load_blind(ds).scores("combined")``).
 """
 
 from __future__ import annotations
@@ -414,8 +416,15 @@ def _describe(term: str) -> tuple[str, str, str, str, str]:
     return group, term, "", "", ""
 
 
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+def _fmt(v: float, other: float | None = None) -> str:
+    """3 significant digits (thousands separated), more when needed to tell ``v`` from ``other``."""
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    for digits in range(3, 7):
+        text = f"{v:.{digits}g}"
+        if other is None or text != f"{other:.{digits}g}":
+            return text
+    return text
 
 
 def explain_term(fs: FeatureSet, term: str, *, labels: np.ndarray | None = None) -> dict[str, Any]:
@@ -462,7 +471,7 @@ def explain_term(fs: FeatureSet, term: str, *, labels: np.ndarray | None = None)
     lower = nv < mv
     how = lo if lower else hi
     lead = f"non-members {how}: " if how else "non-members have "
-    sentence = f"{lead}{'lower' if lower else 'higher'} {phrase} (mean {_fmt(nv)} vs {_fmt(mv)}{unit_s} for members)"
+    sentence = f"{lead}{'lower' if lower else 'higher'} {phrase} (mean {_fmt(nv, mv)} vs {_fmt(mv, nv)}{unit_s} for members)"
     return _row(group, term, mv, nv, sentence)
 
 
@@ -490,11 +499,20 @@ def _row(
 
 def explain(fs: FeatureSet, importance: pd.Series, classifier: str, top: int) -> pd.DataFrame:
     """The ``top`` terms by importance, each with class means and a sentence."""
+    # constant columns and terms the model gave (numerically) no weight explain nothing
+    varying = [
+        t
+        for t in importance.index
+        if t not in fs.frame or fs.frame[t].dtype == object or fs.frame[t].nunique() > 1
+    ]
+    importance = importance.loc[varying]
     if classifier == "logistic":
-        order = importance.abs().sort_values(ascending=False, kind="stable")
+        order = (
+            importance[importance.abs() > 1e-9].abs().sort_values(ascending=False, kind="stable")
+        )
         kind = "std_coef"
     else:
-        order = importance[importance > 0].sort_values(ascending=False, kind="stable")
+        order = importance[importance > 1e-9].sort_values(ascending=False, kind="stable")
         kind = "permutation_auc_drop"
     rows = []
     for rank, term in enumerate(order.index[:top], start=1):
@@ -857,7 +875,12 @@ def summary_markdown(
         )
     ex = res.explanations
     if len(ex):
-        lines += ["", "## What separates them", ""]
+        heading = (
+            "What separates them"
+            if len(shifted)
+            else "What the classifiers leaned on (no signal: read as noise)"
+        )
+        lines += ["", f"## {heading}", ""]
         for g in [
             *[x for x in strong["group"] if x == COMBINED],
             *[x for x in strong["group"] if x != COMBINED],

@@ -288,6 +288,131 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- clean splits, indicators, MIA evaluation, perturbations, disentanglement
+
+
+def _results_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
+    p.add_argument("-r", "--results", default="results", help="results folder")
+
+
+@command(
+    "splits",
+    "clean splits: select, re-verify with a fresh blind CV, verdict (replays splits jobs)",
+    args=_results_args,
+)
+def cmd_splits(args: argparse.Namespace) -> int:
+    from lalm_audit.splits import run_splits
+
+    cfg = _config(args)
+    for ds in _audit_names(cfg, args.dataset):
+        for cs in run_splits(cfg, ds, results=args.results):
+            log.info("%s / %s: %s", ds, cs.method, cs.verdict)
+    return 0
+
+
+def _model_results_args(p: argparse.ArgumentParser) -> None:
+    _results_args(p)
+    p.add_argument("-m", "--model", nargs="*", help="model alias(es); default: every scored model")
+    p.add_argument("--condition", default="original", help="input condition (default: original)")
+    p.add_argument("--response", nargs="*", help="response(s); default: scoring.responses")
+
+
+def _each_run(args: argparse.Namespace):
+    cfg = _config(args)
+    for model in args.model or cfg.scored_models():
+        for ds in _audit_names(cfg, args.dataset):
+            for response in args.response or cfg.scoring.responses:
+                yield cfg, model, ds, response
+
+
+@command(
+    "indicators",
+    "membership indicators from stored token statistics (replays indicator jobs)",
+    args=_model_results_args,
+)
+def cmd_indicators(args: argparse.Namespace) -> int:
+    from lalm_audit.mia import run_indicators
+    from lalm_audit.scoring import paths
+
+    res = Path(args.results)
+    for cfg, model, ds, response in _each_run(args):
+        root = res.parent
+        stats = [
+            str(p)
+            for p in paths.token_stats_shards(
+                model, ds, args.condition, response, cfg.scoring.shards, root
+            )
+        ]
+        ref = cfg.indicators.reference.get(model)
+        ref_stats = (
+            [
+                str(p)
+                for p in paths.token_stats_shards(
+                    ref, ds, args.condition, response, cfg.scoring.shards, root
+                )
+            ]
+            if ref
+            else None
+        )
+        out = res / "indicators" / model / ds / args.condition / f"{response}.parquet"
+        run_indicators(
+            cfg,
+            model,
+            stats,
+            str(paths.manifest_path(ds, args.condition, root)),
+            str(out),
+            ref_stats,
+        )
+        log.info("%s -> %s", model, out)
+    return 0
+
+
+@command(
+    "mia",
+    "MIA evaluation per split: metrics, aggregated attack, dataset test (replays mia jobs)",
+    args=_model_results_args,
+)
+def cmd_mia(args: argparse.Namespace) -> int:
+    from lalm_audit.mia import run_mia
+
+    res = Path(args.results)
+    for cfg, model, ds, response in _each_run(args):
+        splits: dict[str, str | None] = {
+            "full": None,
+            **{m: str(res / "splits" / ds / f"{m}.parquet") for m in cfg.splits.methods},
+        }
+        out = res / "mia" / model / ds / response
+        run_mia(cfg, str(res / "indicators" / model / ds / "original" / f"{response}.parquet"), splits,
+                str(out / "metrics.parquet"), str(out / "aggregate.parquet"), str(out / "metrics.md"),
+                status_path=str(res / "splits" / ds / "status.parquet"))  # fmt: skip
+        log.info("%s / %s / %s -> %s", model, ds, response, out / "metrics.md")
+    return 0
+
+
+def _perturb_args(p: argparse.ArgumentParser) -> None:
+    _results_args(p)
+    p.add_argument("--condition", nargs="*", help="condition(s); default: every configured one")
+
+
+@command(
+    "perturb",
+    "derived items with perturbed audio for modality disentanglement (replays perturb jobs)",
+    args=_perturb_args,
+)
+def cmd_perturb(args: argparse.Namespace) -> int:
+    from lalm_audit.perturb import run_perturb
+
+    cfg = _config(args)
+    res = Path(args.results)
+    for ds in args.dataset or cfg.perturbed_datasets():
+        for cond in args.condition or list(cfg.perturb.conditions):
+            base = res / "perturb" / ds
+            run_perturb(cfg, ds, cond, str(res / "manifests" / f"{ds}.parquet"), str(base / f"{cond}.parquet"),
+                        str(base / f"{cond}.rejected.parquet"), str(base / cond / "audio"))  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")

@@ -850,6 +850,70 @@ class BlindConfig(Strict):
         return v
 
 
+# --------------------------------------------------------------------------- clean splits
+
+
+class FilterConfig(Strict):
+    """Selection by filtering: drop the most confidently placed items of both classes, in balanced steps."""
+
+    step_fraction: float = Field(
+        0.02,
+        gt=0,
+        le=0.25,
+        description="Items dropped per step, as a fraction of the dataset (split over both classes).",
+    )
+    tail_q: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="Tail test: how far into each class's extreme the excess test looks.",
+    )
+    tail_alpha: float = Field(
+        0.01, gt=0, lt=1, description="Tail test level: a smaller p keeps filtering."
+    )
+    gap_sd: float = Field(
+        0.0,
+        ge=0,
+        description="Largest reach of one class beyond the other's range, in blind-logit SDs "
+        "(0: keep filtering while either class reaches past the other's extreme at all).",
+    )
+
+
+class MatchConfig(Strict):
+    """Selection by 1:1 nearest-neighbour matching of members to non-members on the blind logit."""
+
+    caliper_sd: float = Field(
+        0.2,
+        gt=0,
+        description="Largest logit distance of a pair, in SDs of the logit (Austin's 0.2).",
+    )
+
+
+class SplitsConfig(Strict):
+    """Clean splits: subsets on which the blind baseline is at chance, re-verified by a fresh CV."""
+
+    methods: list[Literal["filter", "match"]] = Field(
+        default_factory=lambda: ["filter", "match"],
+        description="Selection methods; each gives one split named after it.",
+    )
+    selection: Literal["most_separating", "combined"] = Field(
+        "most_separating",
+        description="Whose out-of-fold predictions choose the items: the blind check (group x classifier) that "
+        "separates the classes most, or the combined group's reported classifier.",
+    )
+    min_items_per_class: int = Field(
+        20, ge=2, description="A split never keeps fewer items per class."
+    )
+    min_fraction: float = Field(
+        0.25, gt=0, le=1, description="... nor fewer than this fraction of the smaller class."
+    )
+    max_rounds: int = Field(
+        3, ge=1, description="Select-then-verify rounds before the verdict is 'not auditable'."
+    )
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    match: MatchConfig = Field(default_factory=MatchConfig)
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -878,6 +942,7 @@ class Config(Strict):
     )
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     blind: BlindConfig = Field(default_factory=BlindConfig)
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
 
     @field_validator("datasets")
     @classmethod

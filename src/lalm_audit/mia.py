@@ -36,6 +36,7 @@ from lalm_audit.evaluation import evaluate, tpr_column, welch_greater
 log = logging.getLogger(__name__)
 
 AGGREGATE = "aggregate"
+NOT_CHECKED = "no blind-baseline check was run for this evaluation"
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
             "n_members": int(m["n_members"].iloc[0]),
             "n_nonmembers": int(m["n_nonmembers"].iloc[0]),
         }
+        if "confounded" in m:
+            row["confounded"] = bool(m["confounded"].iloc[0])
+            row["blind_verdict"] = str(m["blind_verdict"].iloc[0])
         loss = m[(m["slice"] == "response") & (m["indicator"] == "loss")]
         if len(loss):
             r = loss.iloc[0]
@@ -254,11 +258,15 @@ def run_mia(
     metrics_out: str,
     aggregate_out: str,
     table_out: str,
+    *,
+    status_path: str | None = None,
 ) -> pd.DataFrame:
     """Evaluation stage: metrics per split x slice x indicator, the aggregated attack, a Markdown table.
 
     ``splits`` maps a split name to a Parquet file of retained item ids
-    (``None``: every item, the ``full`` split).
+    (``None``: every item, the ``full`` split). ``status_path``: the clean-split
+    stage's status table; every row of a split whose blind baseline is not at
+    chance is marked ``confounded`` (and says why in ``blind_verdict``).
     """
     from lalm_audit import io
     from lalm_audit.schemas import AGGREGATE_SCORES, MIA_METRICS
@@ -272,6 +280,7 @@ def run_mia(
     metrics, agg = evaluate_mia(
         scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
     )
+    metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
     prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators}, seed=cfg.seed,
                          **_source_provenance(scores_path))  # fmt: skip
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
@@ -280,14 +289,41 @@ def run_mia(
     return metrics
 
 
+def mark_confounded(metrics: pd.DataFrame, status: pd.DataFrame | None) -> pd.DataFrame:
+    """Add ``confounded`` / ``blind_verdict`` per split from the clean-split status table."""
+    out = metrics.copy()
+    if status is None:
+        out["confounded"] = False
+        out["blind_verdict"] = NOT_CHECKED
+        return out
+    st = status.set_index("split")
+    missing = sorted(set(out["split"]) - set(st.index))
+    if missing:
+        raise ValueError(f"the split status table has no row for splits {missing}")
+    out["confounded"] = ~out["split"].map(st["at_chance"]).astype(bool)
+    out["blind_verdict"] = out["split"].map(st["verdict"])
+    return out
+
+
+def status_word(r: Any) -> str:
+    """'at chance' or 'CONFOUNDED' for a headline row."""
+    if (
+        "confounded" not in r
+        or pd.isna(r.get("confounded"))
+        or r.get("blind_verdict") == NOT_CHECKED
+    ):
+        return "not checked"
+    return "CONFOUNDED" if r["confounded"] else "at chance"
+
+
 def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> str:
     """Readable summary: headline per split, then the top indicators per split."""
     tcol = tpr_column(fpr)
     lines = ["# Membership inference results", ""]
     h = headline(metrics, fpr)
-    lines.append("| split | members | non-members | loss (response) AUC [95% CI] | aggregate AUC [95% CI] | "
+    lines.append("| split | blind baseline | members | non-members | loss (response) AUC [95% CI] | aggregate AUC [95% CI] | "
                  f"aggregate TPR@{fpr:.1%} FPR | Welch p | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for _, r in h.iterrows():
         loss = (
             f"{r['loss_auc']:.3f} [{r['loss_lo']:.3f}, {r['loss_hi']:.3f}]"
@@ -295,7 +331,7 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
             else "-"
         )
         lines.append(
-            f"| {r['split']} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
+            f"| {r['split']} | {status_word(r)} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
             f"| {r['agg_tpr']:.3f} | {r['welch_p']:.2g} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
         )
     for split, m in metrics.groupby("split", sort=False):
@@ -312,6 +348,10 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
             )
     lines += ["", "The best single indicator is chosen after seeing all of them, so its AUC is optimistic; "
               "the aggregate is cross-validated.", ""]  # fmt: skip
+    for _, r in h.iterrows():
+        if r.get("confounded"):
+            lines.append(f"**Split `{r['split']}` is CONFOUNDED**: {r['blind_verdict']}. Its MIA numbers measure the shift "
+                         "as much as (or instead of) membership.")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -338,6 +378,7 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
     io.write_table(table, out, prov=io.provenance("mia_summary", {"inputs": sorted(metric_paths)}))
     md = pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "response": table["response"], "split": table["split"],
+        "blind baseline": [status_word(r) for _, r in table.iterrows()],
         "members / non-members": table["n_members"].astype(str) + " / " + table["n_nonmembers"].astype(str),
         "loss AUC [95% CI]": [fmt_ci(*r) for r in table[["loss_auc", "loss_lo", "loss_hi"]].itertuples(index=False)]
         if "loss_auc" in table else "-",

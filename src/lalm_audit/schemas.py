@@ -204,6 +204,8 @@ MIA_METRICS = TableSchema(
         "mean_member": pa.float64(),
         "mean_nonmember": pa.float64(),
         "n_indicators": pa.int64(),
+        "confounded": pa.bool_(),
+        "blind_verdict": pa.string(),
     },
     nullable=frozenset({"welch_p"}),
     extra_prefixes=("tpr_at_",),
@@ -215,6 +217,8 @@ MIA_METRICS = TableSchema(
         "welch_p": "dataset-level test (aggregate rows only): one-sided Welch t-test, members > non-members",
         "mean_member": "mean aggregated score of the members in the split (same on every row of a split)",
         "n_indicators": "how many indicator columns fed the aggregated attack",
+        "confounded": "true when the split's blind baseline is not at chance (results/splits/<dataset>/status.parquet)",
+        "blind_verdict": "the clean-split stage's sentence for the split",
     },
 )
 
@@ -250,6 +254,8 @@ DISENTANGLEMENT = TableSchema(
         "p_value": pa.float64(),
         "p_holm": pa.float64(),
         "significant": pa.bool_(),
+        "confounded": pa.bool_(),
+        "blind_verdict": pa.string(),
     },
     nullable=frozenset({"p_value", "p_holm"}),
     extra_prefixes=("tpr_at_",),
@@ -390,6 +396,36 @@ HEATMAP = TableSchema(
     },
 )
 
+CLEAN_SPLIT = TableSchema(
+    name="clean_split",
+    columns={"item_id": pa.string(), "label": pa.int8()},
+    key=("item_id",),
+    doc={
+        "item_id": "an item the clean split keeps (its verdict is in the file's provenance and <method>.json)"
+    },
+)
+
+SPLIT_STATUS = TableSchema(
+    name="split_status",
+    columns={
+        "split": pa.string(),
+        "at_chance": pa.bool_(),
+        "n_members": pa.int64(),
+        "n_nonmembers": pa.int64(),
+        "blind_auc": pa.float64(),
+        "blind_lo": pa.float64(),
+        "blind_hi": pa.float64(),
+        "verdict": pa.string(),
+    },
+    key=("split",),
+    doc={
+        "split": "'full' or a clean split (its method's name)",
+        "at_chance": "false: every MIA result on this split is confounded by distribution shift",
+        "blind_auc": "full: the blind stage's combined AUC; a clean split: its re-verification's largest deviation",
+        "verdict": "the sentence the report prints",
+    },
+)
+
 ALL_SCHEMAS: dict[str, TableSchema] = {
     s.name: s
     for s in (
@@ -401,6 +437,8 @@ ALL_SCHEMAS: dict[str, TableSchema] = {
         MIA_METRICS,
         AGGREGATE_SCORES,
         DISENTANGLEMENT,
+        CLEAN_SPLIT,
+        SPLIT_STATUS,
         FEATURES,
         BLIND_PREDICTIONS,
         BLIND_METRICS,

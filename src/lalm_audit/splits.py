@@ -3,10 +3,10 @@
 Two selection methods work from the blind classifier's out-of-fold
 predictions (one row per item: ``item_id``, ``label``, ``prob``):
 
-- :func:`filter_confident` (the paper's way): repeatedly drop the members the
-  classifier is most sure are members and the non-members it is most sure are
-  non-members, the same number from each side (keeping the classes balanced),
-  until the out-of-fold AUC on what is left is at chance;
+- :func:`filter_confident` (the paper's way): repeatedly drop the items the
+  classifier places most confidently on their own side (members it is surest
+  are members, non-members it is surest are not), until what is left is at
+  chance, then balance the classes by random subsampling;
 - :func:`match_nearest` (the causal-inference way): 1:1 nearest-neighbour
   matching of members to non-members on the blind logit, without replacement,
   within a caliper (a fraction of the logit's standard deviation).
@@ -18,13 +18,18 @@ whole blind cross-validation with a new seed on the retained items only.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from lalm_audit.evaluation import evaluate
+
+log = logging.getLogger(__name__)
 
 
 def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -102,26 +107,35 @@ def filter_confident(
     step_fraction: float = 0.02,
     tail_q: float = 0.05,
     tail_alpha: float = 0.01,
-    gap_sd: float = 0.3,
+    gap_sd: float = 0.0,
     n_resamples: int = 500,
     seed: int = 0,
 ) -> Selection:
-    """Drop the most confidently placed items of both classes, in balanced steps, until at chance.
+    """Drop the items placed most confidently on their own side, then balance the classes at random.
 
-    At chance: see :func:`chance_check` (AUC CI reaches 0.5, no excess tail). Stops (``reached_chance=False``) when the next step
-    would leave fewer than ``min_per_class`` items in a class.
+    Confidence on its own side is the blind logit for a member and minus the
+    logit for a non-member; each step drops the ``step_fraction`` most
+    confident items of the dataset, whichever class they belong to, until
+    the retained items are at chance (:func:`chance_check`). The larger class
+    is then subsampled at random (seeded) to the size of the smaller one.
+
+    Dropping members and non-members in lockstep would remove, for every
+    contaminating non-member, a member chosen by noise in the classifier's
+    scores; a fresh classifier then finds the reverse shift that this
+    selection created. Random balancing adds no such bias.
+
+    Stops (``reached_chance=False``) when a class would fall below ``min_per_class``.
     """
     df = oof[["item_id", "label", "prob"]].copy()
-    members = df[df["label"] == 1].sort_values(
-        ["prob", "item_id"], ascending=[False, True]
-    )  # most member-like first
-    nonmembers = df[df["label"] == 0].sort_values(
-        ["prob", "item_id"], ascending=[True, True]
-    )  # most non-member-like first
-    step = max(1, round(step_fraction * len(df) / 2))
+    lg = logit(df["prob"].to_numpy())
+    df["confidence"] = np.where(df["label"].to_numpy() == 1, lg, -lg)
+    ranked = df.sort_values(["confidence", "item_id"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+    step = max(1, round(step_fraction * len(df)))
     trace, dropped = [], 0
     while True:
-        kept = pd.concat([members.iloc[dropped:], nonmembers.iloc[dropped:]])
+        kept = ranked.iloc[dropped:]
         y, p = kept["label"].to_numpy(), kept["prob"].to_numpy()
         ok, stats = chance_check(
             y,
@@ -134,21 +148,32 @@ def filter_confident(
         )
         trace.append(
             {
-                "dropped_per_class": dropped,
+                "dropped": dropped,
                 "n_members": int((y == 1).sum()),
                 "n_nonmembers": int((y == 0).sum()),
                 **stats,
             }
         )
-        if ok:
-            return Selection(
-                kept.sort_values("item_id").reset_index(drop=True), pd.DataFrame(trace), True
-            )
-        if min(len(members), len(nonmembers)) - (dropped + step) < min_per_class:
-            return Selection(
-                kept.sort_values("item_id").reset_index(drop=True), pd.DataFrame(trace), False
-            )
+        nxt = ranked.iloc[dropped + step :]["label"].to_numpy()
+        if ok or min((nxt == 1).sum(), (nxt == 0).sum()) < min_per_class:
+            break
         dropped += step
+    return Selection(_balance(kept, seed), pd.DataFrame(trace), bool(ok))
+
+
+def _balance(kept: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Subsample the larger class at random to the size of the smaller one."""
+    rng = np.random.default_rng(seed)
+    n = int(kept["label"].value_counts().min())
+    parts = []
+    for _label, grp in kept.groupby("label", sort=True):
+        grp = grp.sort_values("item_id")
+        parts.append(
+            grp.iloc[np.sort(rng.choice(len(grp), size=n, replace=False))] if len(grp) > n else grp
+        )
+    return (
+        pd.concat(parts)[["item_id", "label", "prob"]].sort_values("item_id").reset_index(drop=True)
+    )
 
 
 def match_nearest(
@@ -158,7 +183,6 @@ def match_nearest(
     min_per_class: int,
     tail_q: float = 0.05,
     tail_alpha: float = 0.01,
-    gap_sd: float = 0.3,
     n_resamples: int = 500,
     seed: int = 0,
 ) -> Selection:
@@ -201,7 +225,223 @@ def match_nearest(
         stats = {"auc": np.nan, "auc_lo": np.nan, "auc_hi": np.nan}
         ok = False
     else:
+        # pairs within a caliper: the extremes of the two classes are as close as the caliper allows already
         ok, stats = chance_check(kept["label"].to_numpy(), kept["prob"].to_numpy(), tail_q=tail_q, tail_alpha=tail_alpha,
-                                 gap_sd=gap_sd, n_resamples=n_resamples, seed=seed)  # fmt: skip
+                                 gap_sd=np.inf, n_resamples=n_resamples, seed=seed)  # fmt: skip
     trace = pd.DataFrame([{"caliper": caliper, "n_members": n, "n_nonmembers": n, **stats}])
     return Selection(kept, trace, ok and n >= min_per_class)
+
+
+# --------------------------------------------------------------------------- the stage: select, re-verify, verdict
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A fresh blind CV on the retained items: every group x classifier, simultaneous CIs."""
+
+    metrics: pd.DataFrame  # one row per (group, classifier): auc, auc_lo, auc_hi, confidence, ...
+    at_chance: bool
+    worst: dict[str, float | str]  # the check with the largest AUC
+    seed: int
+
+
+def verify(fs: Any, cfg: Any, *, seed: int) -> tuple[Verification, Any]:
+    """Re-run the whole blind CV (all groups + combined, all classifier kinds, new ``seed``) on ``fs``.
+
+    At chance when no check's confidence interval lies above 0.5. The k
+    checks are tested together: each CI is at the Bonferroni level
+    1 - (1 - confidence) / k, so the family of k intervals has the configured
+    confidence (otherwise one of ten checks would miss 0.5 by chance 40% of
+    the time on a perfectly clean split).
+    """
+    from lalm_audit.blind import BLIND, cross_validate
+
+    n_groups = len(fs.groups) + (1 if cfg.blind.combined and len(fs.groups) > 1 else 0)
+    k = n_groups * len(cfg.blind.classifiers)
+    level = 1 - (1 - cfg.evaluation.confidence) / k
+    ev = cfg.evaluation.model_copy(update={"confidence": level})
+    res = cross_validate(fs, cfg.blind, ev, seed=seed, control=False, explain_top=0)
+    m = res.metrics[res.metrics["control"] == BLIND].copy()
+    m["confidence"] = level
+    # One-sided: a shift makes a fresh classifier separate the classes (AUC above 0.5). An AUC below 0.5 in
+    # cross-validation is the known negative bias of CV on data without signal, not a shift.
+    m["contains_half"] = m["auc_lo"] <= 0.5
+    w = m.loc[m["auc"].idxmax()]
+    worst = {"group": str(w["group"]), "classifier": str(w["classifier"]), "auc": float(w["auc"]),
+             "auc_lo": float(w["auc_lo"]), "auc_hi": float(w["auc_hi"])}  # fmt: skip
+    return Verification(m.reset_index(drop=True), bool(m["contains_half"].all()), worst, seed), res
+
+
+@dataclass(frozen=True)
+class CleanSplit:
+    method: str
+    kept: pd.DataFrame  # item_id, label
+    verdict: str
+    at_chance: bool
+    rounds: pd.DataFrame
+    verification: Verification
+    summary: dict[str, Any]
+
+
+def _select(method: str, oof: pd.DataFrame, cfg: Any, min_per_class: int, seed: int) -> Selection:
+    s = cfg.splits
+    if method == "filter":
+        f = s.filter
+        return filter_confident(oof, min_per_class=min_per_class, step_fraction=f.step_fraction, tail_q=f.tail_q,
+                                tail_alpha=f.tail_alpha, gap_sd=f.gap_sd, n_resamples=cfg.evaluation.bootstrap, seed=seed)  # fmt: skip
+    return match_nearest(oof, caliper_sd=s.match.caliper_sd, min_per_class=min_per_class, tail_q=s.filter.tail_q,
+                         tail_alpha=s.filter.tail_alpha, n_resamples=cfg.evaluation.bootstrap, seed=seed)  # fmt: skip
+
+
+def _selection_oof(res: Any, selection: str) -> tuple[pd.DataFrame, str]:
+    """Out-of-fold predictions that choose items, and which check they come from."""
+    from lalm_audit.blind import BLIND, COMBINED
+
+    m = res.metrics[res.metrics["control"] == BLIND]
+    if selection == "combined" and COMBINED in set(m["group"]):
+        row = m[(m["group"] == COMBINED) & m["stronger"]].iloc[0]
+    else:  # the check that sees the shift best: its predictions place the shifted items most confidently
+        row = m.loc[m["auc"].idxmax()]
+    group, clf = str(row["group"]), str(row["classifier"])
+    return res.scores(group, clf)[["item_id", "label", "prob"]], f"{group}/{clf}"
+
+
+def clean_split(fs: Any, blind: Any, cfg: Any, method: str, *, dataset: str = "") -> CleanSplit:
+    """Select with one set of out-of-fold predictions, certify with another, for up to ``max_rounds``.
+
+    Round r selects items with the predictions of the previous CV (round 0:
+    the blind stage's own CV, seed ``cfg.seed``), then re-verifies on the
+    retained items with a fresh CV under a new seed. A failed verification's
+    predictions choose the next round's items, and a new CV certifies those:
+    the predictions that certify a split never chose its items.
+    """
+    from lalm_audit.blind import derive_seed
+
+    s = cfg.splits
+    labels = fs.labels
+    min_per_class = max(
+        s.min_items_per_class,
+        int(np.ceil(s.min_fraction * min((labels == 1).sum(), (labels == 0).sum()))),
+    )
+    oof, selected_by = _selection_oof(blind, s.selection)
+    selection_seed = cfg.seed
+    current = fs
+    rounds: list[dict[str, Any]] = []
+    ver: Verification | None = None
+    for r in range(s.max_rounds):
+        sel = _select(method, oof, cfg, min_per_class, derive_seed(cfg.seed, "select", method, r))
+        current = fs.subset(sel.kept["item_id"].to_numpy(dtype=object))
+        verify_seed = derive_seed(cfg.seed, "verify", method, r)
+        ver, res = verify(current, cfg, seed=verify_seed)
+        y = current.labels
+        rounds.append({
+            "round": r, "selected_with_seed": selection_seed, "selected_by": selected_by, "verified_with_seed": verify_seed,
+            "n_members": int((y == 1).sum()), "n_nonmembers": int((y == 0).sum()),
+            "selection_reached_chance": sel.reached_chance, "verified_at_chance": ver.at_chance,
+            **{f"worst_{k}": v for k, v in ver.worst.items()},
+        })  # fmt: skip
+        log.info("%s %s round %d: kept %d/%d items; re-verified worst check %s/%s AUC %.3f [%.3f, %.3f] -> %s",
+                 dataset, method, r, len(current), len(fs), ver.worst["group"], ver.worst["classifier"],
+                 ver.worst["auc"], ver.worst["auc_lo"], ver.worst["auc_hi"], "at chance" if ver.at_chance else "not at chance")  # fmt: skip
+        if ver.at_chance:
+            break
+        if min((y == 1).sum(), (y == 0).sum()) <= min_per_class:
+            break  # nothing left to drop
+        # the verifier becomes the selector: its check that sees the shift best chooses the next items
+        oof, selected_by = _selection_oof(res, "most_separating")
+        selection_seed = verify_seed
+    assert ver is not None
+    w = ver.worst
+    pct = f"{cfg.evaluation.confidence:.0%}"
+    if ver.at_chance:
+        verdict = (f"clean: a fresh blind CV on the {len(current)} retained items finds no shift (every one of "
+                   f"{len(ver.metrics)} checks' simultaneous {pct} CIs reaches down to 0.5; largest: {w['group']}/{w['classifier']} "
+                   f"AUC {w['auc']:.3f} [{w['auc_lo']:.3f}, {w['auc_hi']:.3f}])")  # fmt: skip
+    else:
+        verdict = (f"not auditable free of distribution shift: best retained subset ({len(current)} items) still has "
+                   f"blind AUC {w['auc']:.3f} [{w['auc_lo']:.3f}, {w['auc_hi']:.3f}] ({w['group']}/{w['classifier']}); "
+                   "MIA results on this dataset are confounded")  # fmt: skip
+    y0, y1 = labels, current.labels
+    summary = {
+        "dataset": dataset, "method": method, "at_chance": ver.at_chance, "verdict": verdict,
+        "members_before": int((y0 == 1).sum()), "nonmembers_before": int((y0 == 0).sum()),
+        "members_after": int((y1 == 1).sum()), "nonmembers_after": int((y1 == 0).sum()),
+        "min_items_per_class": int(min_per_class), "rounds": len(rounds), "verify_seed": ver.seed,
+        "worst_check": w,
+    }  # fmt: skip
+    kept = (
+        current.items[["item_id", "label"]]
+        .astype({"label": "int8"})
+        .sort_values("item_id")
+        .reset_index(drop=True)
+    )
+    return CleanSplit(method, kept, verdict, ver.at_chance, pd.DataFrame(rounds), ver, summary)
+
+
+def before_after(blind_metrics: pd.DataFrame, verification: Verification) -> pd.DataFrame:
+    """Blind AUC per group (reported classifier before; worst classifier after) for the before/after figure."""
+    from lalm_audit.blind import BLIND
+
+    before = blind_metrics[(blind_metrics["control"] == BLIND) & blind_metrics["stronger"]]
+    after = verification.metrics.loc[verification.metrics.groupby("group")["auc"].idxmax()]
+    cols = ["group", "auc", "auc_lo", "auc_hi"]
+    return pd.concat(
+        [before[cols].assign(when="before"), after[cols].assign(when="after")], ignore_index=True
+    )
+
+
+def run_splits(
+    cfg: Any, dataset: str, *, results: str | Path = "results", out_dir: str | Path | None = None
+) -> list[CleanSplit]:
+    """The clean-split stage for one dataset: every configured method, its files, a status table."""
+    from lalm_audit import io
+    from lalm_audit.blind import BLIND, COMBINED, load_blind
+    from lalm_audit.features import load_features
+    from lalm_audit.report.mia_figures import before_after_figure
+    from lalm_audit.report.style import save
+    from lalm_audit.schemas import CLEAN_SPLIT, SPLIT_STATUS
+
+    out = Path(out_dir) if out_dir is not None else Path(results) / "splits" / dataset
+    fs = load_features(dataset, cfg.features.groups, results=results)
+    blind = load_blind(dataset, results)
+    prov = io.provenance(
+        "splits",
+        {"splits": cfg.splits, "blind": cfg.blind, "evaluation": cfg.evaluation},
+        seed=cfg.seed,
+        dataset=dataset,
+    )
+    m = blind.metrics
+    full = m[(m["control"] == BLIND) & m["stronger"] & (m["group"] == COMBINED)]
+    full = full.iloc[0] if len(full) else m[(m["control"] == BLIND) & m["stronger"]].iloc[0]
+    full_ok = bool(full["auc_lo"] <= 0.5 <= full["auc_hi"])
+    status = [{"split": "full", "at_chance": full_ok, "n_members": int(full["n_members"]), "n_nonmembers": int(full["n_nonmembers"]),
+               "blind_auc": float(full["auc"]), "blind_lo": float(full["auc_lo"]), "blind_hi": float(full["auc_hi"]),
+               "verdict": ("blind baseline at chance on the full dataset" if full_ok else
+                           f"confounded: the blind baseline separates members from non-members (AUC {full['auc']:.3f} "
+                           f"[{full['auc_lo']:.3f}, {full['auc_hi']:.3f}]) without any model")}]  # fmt: skip
+    splits = []
+    for method in cfg.splits.methods:
+        cs = clean_split(fs, blind, cfg, method, dataset=dataset)
+        splits.append(cs)
+        io.write_table(
+            cs.kept,
+            out / f"{method}.parquet",
+            schema=CLEAN_SPLIT,
+            prov={**prov, "method": method, "verdict": cs.verdict},
+        )
+        io.write_table(
+            cs.verification.metrics,
+            out / f"{method}.verification.parquet",
+            prov={**prov, "method": method},
+        )
+        io.write_table(cs.rounds, out / f"{method}.rounds.parquet", prov={**prov, "method": method})
+        io.write_json({**cs.summary, "provenance": prov}, out / f"{method}.json")
+        save(before_after_figure(before_after(m, cs.verification), title=f"{dataset}: blind AUC before / after '{method}'"),
+             out / f"{method}.before_after.png", out / f"{method}.before_after.pdf")  # fmt: skip
+        w = cs.summary["worst_check"]
+        status.append({"split": method, "at_chance": cs.at_chance, "n_members": cs.summary["members_after"],
+                       "n_nonmembers": cs.summary["nonmembers_after"], "blind_auc": w["auc"], "blind_lo": w["auc_lo"],
+                       "blind_hi": w["auc_hi"], "verdict": cs.verdict})  # fmt: skip
+        log.info("%s / %s: %s", dataset, method, cs.verdict)
+    io.write_table(pd.DataFrame(status), out / "status.parquet", schema=SPLIT_STATUS, prov=prov)
+    return splits

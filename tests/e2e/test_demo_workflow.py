@@ -215,11 +215,22 @@ def test_demo_target_memorizes_and_the_control_does_not(demo_run):
         assert control.ci_contains(0.5), (response, control)
 
 
+def _mia(workdir: Path, model: str, ds: str, response: str) -> pd.DataFrame:
+    return io.read_table(workdir / "results" / "mia" / model / ds / response / "metrics.parquet")
+
+
 def test_the_control_shows_a_spurious_signal_on_the_shifted_dataset(demo_run):
     workdir, _ = demo_run
-    # the control never saw a member: a signal on demo-shifted is distribution shift
+    # the control never saw a member: a signal on demo-shifted is distribution shift.
+    # The loss alone is weakly above chance (about 0.63 in the demo); the indicators that
+    # read the audio slice and the aggregated attack separate the sides almost perfectly.
     shifted = _score_auc(workdir, "demo-control", "demo-shifted", "generated", "response", "logp")
-    assert shifted.auc_lo > 0.6, shifted
-    entropy = _score_auc(workdir, "demo-control", "demo-shifted", "transcript", "prompt",
-                         "renyi_inf", -1)  # fmt: skip
-    assert entropy.auc_lo > 0.6, entropy
+    assert shifted.auc_lo > 0.5, shifted
+    for response in ("generated", "transcript"):
+        m = _mia(workdir, "demo-control", "demo-shifted", response).set_index(
+            ["split", "slice", "indicator"]
+        )
+        agg = m.loc[("full", "all", "aggregate")]
+        assert agg["auc_lo"] > 0.9, (response, agg)
+        audio = m.xs(("full", "audio"), level=("split", "slice"))
+        assert audio["auc_lo"].max() > 0.75, (response, audio["auc"].max())

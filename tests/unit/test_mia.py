@@ -129,5 +129,5 @@ def test_indicator_and_mia_stages_from_stored_stats(in_tmp):
     )
     assert m.loc[("clean", "all", "aggregate"), "n_members"] == 10
     text = Path("t.md").read_text()
-    assert "| full | 20 | 20 |" in text and "post hoc" in text
+    assert "| full | not checked | 20 | 20 |" in text and "post hoc" in text
     assert io.read_provenance("m.parquet")["stage"] == "mia"

@@ -43,6 +43,7 @@ def all_targets():
         targets.append("results/mia/summary.md")
     targets += disentangle_targets()
     targets += blind_targets()
+    targets += expand("results/splits/{dataset}/status.parquet", dataset=AUDIT_DATASETS)
     return targets
 
 
@@ -177,9 +178,19 @@ def reference_stats(wildcards):
     )
 
 
+SPLIT_METHODS = list(CFG.splits.methods)
+
+
 def split_map(dataset):
-    """Split name -> retained-items file; 'full' (every item) always, clean splits once they exist."""
-    return {"full": None}
+    """Split name -> retained-items file: 'full' (every item) and one clean split per method."""
+    return {
+        "full": None,
+        **{m: f"results/splits/{dataset}/{m}.parquet" for m in SPLIT_METHODS},
+    }
+
+
+def split_status(wildcards):
+    return f"results/splits/{wildcards.dataset}/status.parquet"
 
 
 def split_files(wildcards):

@@ -26,6 +26,7 @@ rule mia:
     input:
         scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
         splits=split_files,
+        status=split_status,
     output:
         metrics="results/mia/{model}/{dataset}/{response}/metrics.parquet",
         aggregate="results/mia/{model}/{dataset}/{response}/aggregate.parquet",
@@ -66,6 +67,7 @@ rule disentangle:
             for c in CONDITIONS
         ],
         splits=split_files,
+        status=split_status,
     output:
         table="results/disentangle/{model}/{dataset}/{response}.parquet",
         png="results/disentangle/{model}/{dataset}/{response}.png",
