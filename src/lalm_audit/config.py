@@ -514,6 +514,7 @@ MODEL_FAMILIES = (
     "qwen2_audio",
     "audio_flamingo3",
     "music_flamingo",
+    "qwen2_5_omni",
 )
 
 

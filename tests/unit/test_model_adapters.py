@@ -98,3 +98,68 @@ def test_load_from_a_local_folder_records_a_weights_hash(tmp_path, family, wavs)
     b1 = loaded.adapter.encode_teacher_forced(wavs[:1], PROMPT, RESPONSES[:1])
     b2 = direct.encode_teacher_forced(wavs[:1], PROMPT, RESPONSES[:1])
     torch.testing.assert_close(loaded.adapter.full_logits(b1), direct.full_logits(b2))
+
+
+def test_batched_generation_equals_one_clip_at_a_time(adapter, wavs):
+    # left padding and (for Qwen2.5-Omni) multimodal RoPE must not change a row's response
+    batched = adapter.generate(wavs, PROMPT, max_new_tokens=6)
+    single = [adapter.generate([w], PROMPT, max_new_tokens=6)[0] for w in wavs]
+    assert batched == single
+
+
+def _n_audio(adapter, wav) -> int:
+    return adapter.encode_teacher_forced([wav], PROMPT, ["a"]).slices[0]["audio"].size
+
+
+def test_audio_window_is_where_the_processor_stops_taking_audio(adapter):
+    # the window the clip policy enforces is the processor's real one: a clip beyond it
+    # gets no more audio positions than one exactly at it, and one below it gets fewer
+    sr, w = adapter.sampling_rate, adapter.audio_window_s()
+    rng = np.random.default_rng(1)
+    clip = (0.1 * rng.standard_normal(int((w + 1.5) * sr))).astype(np.float32)
+    at = _n_audio(adapter, clip[: round(w * sr)])
+    assert _n_audio(adapter, clip) == at
+    assert _n_audio(adapter, clip[: round((w - 1) * sr)]) < at
+
+
+# The released checkpoints' preprocessing settings (their preprocessor_config.json /
+# processor defaults) and the window each implies.
+RELEASED = {
+    "qwen2_audio": ({"feature_size": 128, "chunk_length": 30}, {}, 30.0),
+    "audio_flamingo3": ({"feature_size": 128, "chunk_length": 30}, {"max_audio_len": 600}, 600.0),
+    "music_flamingo": ({"feature_size": 128, "chunk_length": 30}, {"max_audio_len": 1200}, 1200.0),
+    "qwen2_5_omni": ({"feature_size": 128, "chunk_length": 300}, {}, 300.0),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_released_audio_window(family):
+    from transformers import WhisperFeatureExtractor
+
+    fe_kw, proc_kw, window = RELEASED[family]
+    _, proc = tiny_model(family)
+    proc.feature_extractor = WhisperFeatureExtractor(sampling_rate=16000, **fe_kw)
+    for k, v in proc_kw.items():
+        setattr(proc, k, v)
+    assert ADAPTERS[family](None, proc).audio_window_s() == window
+
+
+def test_qwen2_5_omni_audio_slice_is_one_token_per_encoder_frame(wavs):
+    model, proc = tiny_model("qwen2_5_omni")
+    adapter = ADAPTERS["qwen2_5_omni"](model, proc)
+    batch = adapter.encode_teacher_forced(wavs, PROMPT, RESPONSES)
+    sizes = [sl["audio"].size for sl in batch.slices]
+    # by hand: 1.3 s = 130 mel frames -> conv stride 2 -> 65 -> pool 2 -> 32 (3.1 s: 310 -> 77),
+    # 25 per second; and transformers' own count from the clip length alone (what serving uses)
+    assert sizes == [proc._get_num_audio_tokens(w.shape[0]) for w in wavs] == [32, 77]
+    # and what the audio encoder actually emits for these clips (masked_scatter would
+    # silently drop a surplus of features)
+    feats = model.get_audio_features(
+        batch.inputs["input_features"], batch.inputs["feature_attention_mask"]
+    ).last_hidden_state
+    assert feats.shape[0] == sum(sizes)
+    # the slice is the frames only, between the audio bos/eos markers
+    for b, sl in enumerate(batch.slices):
+        ids = batch.input_ids[b]
+        assert int(ids[sl["audio"][0] - 1]) == proc.audio_bos_token_id
+        assert int(ids[sl["audio"][-1] + 1]) == proc.audio_eos_token_id

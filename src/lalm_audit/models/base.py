@@ -139,6 +139,17 @@ class LALMAdapter:
 
             processor.chat_template = chatml_template(self.default_audio_placeholder)
 
+    @classmethod
+    def load_processor(cls, source: str, **kwargs: Any) -> Any:
+        """Load the family's processor from a hub id or folder (``kwargs``: revision, local_files_only, ...).
+
+        Families whose released processor cannot be built here override this
+        (e.g. to leave out image and video sub-processors).
+        """
+        import transformers
+
+        return getattr(transformers, cls.processor_class).from_pretrained(source, **kwargs)
+
     # ------------------------------------------------------------------ family facts
 
     @property

@@ -101,9 +101,7 @@ def load_model(alias: str, spec: ModelConfig, *, local_files_only: bool = False)
     try:
         model_cls = getattr(transformers, cls.model_class)
         model = model_cls.from_pretrained(spec.path_or_hub_id, **model_kw)
-        processor = getattr(transformers, cls.processor_class).from_pretrained(
-            spec.path_or_hub_id, **common
-        )
+        processor = cls.load_processor(spec.path_or_hub_id, **common)
     except (OSError, ValueError) as exc:
         where = "folder" if local else "hub id"
         raise LalmAuditError(
