@@ -515,6 +515,7 @@ MODEL_FAMILIES = (
     "audio_flamingo3",
     "music_flamingo",
     "qwen2_5_omni",
+    "voxtral",
 )
 
 

@@ -10,6 +10,8 @@ through ``from_pretrained`` as for a real model.
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -201,12 +203,135 @@ def tiny_qwen2_5_omni() -> tuple[Any, Any]:
     return tf.Qwen2_5OmniThinkerForConditionalGeneration(cfg), proc
 
 
+#: Voxtral's control tokens at the ranks of the released ``tekken.json`` (``[AUDIO]`` = 24 is
+#: also hard-coded in ``VoxtralProcessor``); the other ranks below 40 are ``<SPECIAL_i>`` fillers.
+_VOXTRAL_SPECIALS = {
+    **dict(
+        enumerate(
+            [
+                "<unk>",
+                "<s>",
+                "</s>",
+                "[INST]",
+                "[/INST]",
+                "[AVAILABLE_TOOLS]",
+                "[/AVAILABLE_TOOLS]",
+                "[TOOL_RESULTS]",
+                "[/TOOL_RESULTS]",
+                "[TOOL_CALLS]",
+                "[IMG]",
+                "<pad>",
+                "[IMG_BREAK]",
+                "[IMG_END]",
+                "[PREFIX]",
+                "[MIDDLE]",
+                "[SUFFIX]",
+                "[SYSTEM_PROMPT]",
+                "[/SYSTEM_PROMPT]",
+                "[TOOL_CONTENT]",
+            ]
+        )
+    ),
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
+    34: "[TRANSCRIBE]",
+}
+#: Voxtral pads audio to whole chunks of this many seconds (30 s released).
+TINY_VOXTRAL_CHUNK_S = 2
+
+
+def write_tiny_tekken(path: str | Path, chunk_s: float = TINY_VOXTRAL_CHUNK_S) -> Path:
+    """A Voxtral-style ``tekken.json`` (BPE on :data:`TINY_TEXTS`, ``chunk_s`` audio chunks) in ``path``."""
+    import json
+
+    from lalm_audit.models.tokenizer import train_tekken_vocab
+
+    n_special = 40
+    trained = train_tekken_vocab(TINY_TEXTS, vocab_size=400)
+    tekken = {
+        "config": {
+            "pattern": trained["pattern"],
+            "num_vocab_tokens": len(trained["vocab"]),
+            "default_vocab_size": n_special + len(trained["vocab"]),
+            "default_num_special_tokens": n_special,
+            "version": "v7",
+        },
+        "vocab": trained["vocab"],
+        "special_tokens": [
+            {"rank": i, "token_str": _VOXTRAL_SPECIALS.get(i, f"<SPECIAL_{i}>"), "is_control": True}
+            for i in range(n_special)
+        ],
+        # as released but for the chunk length and mel bins: 12.5 audio tokens per second
+        "audio": {
+            "sampling_rate": 16000,
+            "frame_rate": 12.5,
+            "chunk_length_s": float(chunk_s),
+            "audio_encoding_config": {"num_mel_bins": 80, "hop_length": 160, "window_size": 400},
+        },
+    }
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "tekken.json").write_text(json.dumps(tekken))
+    return path
+
+
+@functools.cache
+def _tiny_tekken_folder() -> Path:
+    # mistral-common reads its tokenizer from a file: one per process
+    return write_tiny_tekken(tempfile.mkdtemp(prefix="lalm-audit-tiny-tekken-"))
+
+
+def tiny_voxtral() -> tuple[Any, Any]:
+    """Voxtral: Whisper-style encoder in 2 s chunks, 4 frames per audio token, a Llama LM."""
+    import transformers as tf
+
+    tok = tf.MistralCommonBackend.from_pretrained(_tiny_tekken_folder())
+    fe = tf.WhisperFeatureExtractor(
+        feature_size=80, sampling_rate=16000, chunk_length=TINY_VOXTRAL_CHUNK_S
+    )
+    proc = tf.VoxtralProcessor(feature_extractor=fe, tokenizer=tok)
+    cfg = tf.VoxtralConfig(
+        audio_config={
+            "hidden_size": 32,
+            # the projector takes 4 encoder frames per audio token: 4 x hidden_size
+            "intermediate_size": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_mel_bins": 80,
+            "max_source_positions": TINY_VOXTRAL_CHUNK_S * 50,
+        },
+        text_config={
+            **_TEXT,
+            "model_type": "llama",
+            "head_dim": _TEXT["hidden_size"] // _TEXT["num_attention_heads"],
+            "vocab_size": len(tok),
+            "pad_token_id": tok.pad_token_id,
+            "tie_word_embeddings": True,
+        },
+        audio_token_id=proc.audio_token_id,
+    )
+    return tf.VoxtralForConditionalGeneration(cfg), proc
+
+
 TINY_BUILDERS: dict[str, Callable[[], tuple[Any, Any]]] = {
     "qwen2_audio": tiny_qwen2_audio,
     "audio_flamingo3": lambda: _flamingo(music=False),
     "music_flamingo": lambda: _flamingo(music=True),
     "qwen2_5_omni": tiny_qwen2_5_omni,
+    "voxtral": tiny_voxtral,
 }
+
+#: The token that ends an assistant turn, per family (ChatML's by default).
+_END_OF_TURN = {"voxtral": "</s>"}
+
+
+def builder_available(family: str) -> bool:
+    """Whether the tiny model of ``family`` can be built here (Voxtral needs mistral-common)."""
+    if family == "voxtral":
+        from transformers.utils import is_mistral_common_available
+
+        return bool(is_mistral_common_available())
+    return family in TINY_BUILDERS
 
 
 def tiny_model(family: str, seed: int = 0) -> tuple[Any, Any]:
@@ -217,7 +342,9 @@ def tiny_model(family: str, seed: int = 0) -> tuple[Any, Any]:
     model, proc = TINY_BUILDERS[family]()
     tok = proc.tokenizer
     model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.eos_token_id = tok.convert_tokens_to_ids(
+        _END_OF_TURN.get(family, "<|im_end|>")
+    )
     return model.eval(), proc
 
 
