@@ -249,3 +249,14 @@ def test_voxtral_scores_an_empty_response_as_no_tokens(voxtral, wavs):
     batch = voxtral.encode_teacher_forced(wavs, PROMPT, ["", "a dog ran"])
     assert batch.slices[0]["response"].size == 0
     assert voxtral.tokenizer.decode(batch.input_ids[1, batch.slices[1]["response"]]) == "a dog ran"
+
+
+def test_voxtral_without_mistral_common_says_how_to_install(monkeypatch, tmp_path):
+    import transformers.utils
+
+    from lalm_audit.errors import LalmAuditError
+
+    monkeypatch.setattr(transformers.utils, "is_mistral_common_available", lambda: False)
+    spec = ModelConfig(family="voxtral", path_or_hub_id=str(tmp_path), device="cpu")
+    with pytest.raises(LalmAuditError, match=r"pip install 'lalm-audit\[voxtral\]'"):
+        load_model("vox", spec)
