@@ -40,7 +40,7 @@ ensure_env() {
     "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
   fi
   echo ">> installing lalm-audit and its dependencies into $VENV" >&2
-  "$VENV/bin/python" -m pip install --quiet -e ".[dev,slurm]"
+  "$VENV/bin/python" -m pip install --quiet -e ".[dev,slurm,voxtral]"
   echo "$want" >"$stamp"
 }
 

@@ -517,6 +517,8 @@ MODEL_FAMILIES = (
     "qwen2_audio",
     "audio_flamingo3",
     "music_flamingo",
+    "qwen2_5_omni",
+    "voxtral",
 )
 
 

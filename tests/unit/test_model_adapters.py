@@ -8,9 +8,28 @@ import torch
 
 from lalm_audit.config import MODEL_FAMILIES, ModelConfig
 from lalm_audit.models import ADAPTERS, apply_clip_policy, load_model
-from lalm_audit.models.testing import TINY_BUILDERS, save_tiny, tiny_model
+from lalm_audit.models.testing import (
+    TINY_BUILDERS,
+    TINY_VOXTRAL_CHUNK_S,
+    builder_available,
+    save_tiny,
+    tiny_model,
+    write_tiny_tekken,
+)
 
-FAMILIES = sorted(ADAPTERS)
+# Voxtral's tests need the optional mistral-common package (installed by run.sh and CI)
+FAMILIES = [
+    pytest.param(
+        f,
+        marks=pytest.mark.skipif(
+            not builder_available(f), reason=f"{f}: install lalm-audit[voxtral] (mistral-common)"
+        ),
+    )
+    for f in sorted(ADAPTERS)
+]
+needs_mistral_common = pytest.mark.skipif(
+    not builder_available("voxtral"), reason="install lalm-audit[voxtral] (mistral-common)"
+)
 PROMPT = "Transcribe the audio."
 RESPONSES = ["the old clock in the hall struck nine", "a dog ran"]
 
@@ -98,3 +117,146 @@ def test_load_from_a_local_folder_records_a_weights_hash(tmp_path, family, wavs)
     b1 = loaded.adapter.encode_teacher_forced(wavs[:1], PROMPT, RESPONSES[:1])
     b2 = direct.encode_teacher_forced(wavs[:1], PROMPT, RESPONSES[:1])
     torch.testing.assert_close(loaded.adapter.full_logits(b1), direct.full_logits(b2))
+
+
+def test_batched_generation_equals_one_clip_at_a_time(adapter, wavs):
+    # left padding and (for Qwen2.5-Omni) multimodal RoPE must not change a row's response
+    batched = adapter.generate(wavs, PROMPT, max_new_tokens=6)
+    single = [adapter.generate([w], PROMPT, max_new_tokens=6)[0] for w in wavs]
+    assert batched == single
+
+
+def _n_audio(adapter, wav) -> int:
+    return adapter.encode_teacher_forced([wav], PROMPT, ["a"]).slices[0]["audio"].size
+
+
+def test_audio_window_is_where_the_processor_stops_taking_audio(adapter):
+    # the window the clip policy enforces is the processor's real one: a clip beyond it
+    # gets no more audio positions than one exactly at it, and one below it gets fewer
+    if not adapter.processor_cuts_audio:
+        pytest.skip("the processor takes any length; see the family's own window test")
+    sr, w = adapter.sampling_rate, adapter.audio_window_s()
+    rng = np.random.default_rng(1)
+    clip = (0.1 * rng.standard_normal(int((w + 1.5) * sr))).astype(np.float32)
+    at = _n_audio(adapter, clip[: round(w * sr)])
+    assert _n_audio(adapter, clip) == at
+    assert _n_audio(adapter, clip[: round((w - 1) * sr)]) < at
+
+
+# The released checkpoints' preprocessing settings (their preprocessor_config.json /
+# processor defaults) and the window each implies.
+RELEASED = {
+    "qwen2_audio": ({"feature_size": 128, "chunk_length": 30}, {}, 30.0),
+    "audio_flamingo3": ({"feature_size": 128, "chunk_length": 30}, {"max_audio_len": 600}, 600.0),
+    "music_flamingo": ({"feature_size": 128, "chunk_length": 30}, {"max_audio_len": 1200}, 1200.0),
+    "qwen2_5_omni": ({"feature_size": 128, "chunk_length": 300}, {}, 300.0),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_released_audio_window(family, tmp_path):
+    from transformers import WhisperFeatureExtractor
+
+    if family == "voxtral":
+        # tekken.json's 30 s chunks (375 tokens each) in the 32k trained context,
+        # 1/16 kept for text: 81 chunks (the text config says 131072 positions)
+        model, proc = _tiny_voxtral_with(tmp_path, chunk_s=30)
+        model.config.text_config.max_position_embeddings = 131072
+        assert ADAPTERS[family](model, proc).audio_window_s() == 81 * 30.0
+        return
+    fe_kw, proc_kw, window = RELEASED[family]
+    _, proc = tiny_model(family)
+    proc.feature_extractor = WhisperFeatureExtractor(sampling_rate=16000, **fe_kw)
+    for k, v in proc_kw.items():
+        setattr(proc, k, v)
+    assert ADAPTERS[family](None, proc).audio_window_s() == window
+
+
+def test_qwen2_5_omni_audio_slice_is_one_token_per_encoder_frame(wavs):
+    model, proc = tiny_model("qwen2_5_omni")
+    adapter = ADAPTERS["qwen2_5_omni"](model, proc)
+    batch = adapter.encode_teacher_forced(wavs, PROMPT, RESPONSES)
+    sizes = [sl["audio"].size for sl in batch.slices]
+    # by hand: 1.3 s = 130 mel frames -> conv stride 2 -> 65 -> pool 2 -> 32 (3.1 s: 310 -> 77),
+    # 25 per second; and transformers' own count from the clip length alone (what serving uses)
+    assert sizes == [proc._get_num_audio_tokens(w.shape[0]) for w in wavs] == [32, 77]
+    # and what the audio encoder actually emits for these clips (masked_scatter would
+    # silently drop a surplus of features)
+    feats = model.get_audio_features(
+        batch.inputs["input_features"], batch.inputs["feature_attention_mask"]
+    ).last_hidden_state
+    assert feats.shape[0] == sum(sizes)
+    # the slice is the frames only, between the audio bos/eos markers
+    for b, sl in enumerate(batch.slices):
+        ids = batch.input_ids[b]
+        assert int(ids[sl["audio"][0] - 1]) == proc.audio_bos_token_id
+        assert int(ids[sl["audio"][-1] + 1]) == proc.audio_eos_token_id
+
+
+def _tiny_voxtral_with(folder, chunk_s):
+    from transformers import MistralCommonBackend, VoxtralProcessor, WhisperFeatureExtractor
+
+    tok = MistralCommonBackend.from_pretrained(write_tiny_tekken(folder, chunk_s=chunk_s))
+    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, chunk_length=chunk_s)
+    model, _ = tiny_model("voxtral")
+    return model, VoxtralProcessor(feature_extractor=fe, tokenizer=tok)
+
+
+@pytest.fixture(scope="module")
+def voxtral():
+    return ADAPTERS["voxtral"](*tiny_model("voxtral"))
+
+
+@needs_mistral_common
+def test_voxtral_audio_is_whole_chunks_of_the_exact_clip(voxtral, wavs):
+    batch = voxtral.encode_teacher_forced(wavs, PROMPT, RESPONSES)
+    # 2 s chunks, 12.5 tokens per second: 1.3 s -> 1 chunk = 25 tokens, 3.1 s -> 2 chunks = 50
+    assert [sl["audio"].size for sl in batch.slices] == [25, 50]
+    feats = voxtral.model.get_audio_features(batch.inputs["input_features"]).pooler_output
+    assert feats.shape[0] == 75
+    # the audio reached the model losslessly (float WAV), zero-padded to whole chunks
+    fe = voxtral.feature_extractor
+    chunk = TINY_VOXTRAL_CHUNK_S * 16000
+    expected = [
+        fe(np.pad(w, (0, -w.shape[0] % chunk)), sampling_rate=16000, truncation=False) for w in wavs
+    ]
+    got = batch.inputs["input_features"]
+    flat = torch.cat([got[0], torch.cat(list(got[1:3]), dim=-1)], dim=-1)
+    want = np.concatenate([e["input_features"][0] for e in expected], axis=-1)
+    np.testing.assert_allclose(flat.numpy(), want, rtol=1e-5, atol=1e-5)
+    # the structure the slices are read from
+    ids = batch.input_ids[0]
+    a, p = batch.slices[0]["audio"], batch.slices[0]["prompt"]
+    assert int(ids[a[0] - 1]) == voxtral.tokenizer.convert_tokens_to_ids("[BEGIN_AUDIO]")
+    assert int(ids[p[-1] + 1]) == voxtral.tokenizer.convert_tokens_to_ids("[/INST]")
+
+
+@needs_mistral_common
+def test_voxtral_window_is_the_trained_context(voxtral):
+    # the processor never cuts: 200 s is 100 chunks of 25 tokens; the window is what fits
+    # the (tiny) 2048-position context with 1/16 left for text: 1920 // 25 = 76 chunks = 152 s
+    sr = voxtral.sampling_rate
+    clip = np.zeros(200 * sr, np.float32)
+    assert _n_audio(voxtral, clip) == 2500
+    assert voxtral.audio_window_s() == 152.0
+    at = voxtral.encode_teacher_forced([clip[: 152 * sr]], PROMPT, ["a"])
+    assert at.slices[0]["audio"].size == 1900 and at.input_ids.shape[1] <= 2048
+    assert _n_audio(voxtral, clip[: 154 * sr]) > 2048 - 2048 // 16
+
+
+@needs_mistral_common
+def test_voxtral_scores_an_empty_response_as_no_tokens(voxtral, wavs):
+    batch = voxtral.encode_teacher_forced(wavs, PROMPT, ["", "a dog ran"])
+    assert batch.slices[0]["response"].size == 0
+    assert voxtral.tokenizer.decode(batch.input_ids[1, batch.slices[1]["response"]]) == "a dog ran"
+
+
+def test_voxtral_without_mistral_common_says_how_to_install(monkeypatch, tmp_path):
+    import transformers.utils
+
+    from lalm_audit.errors import LalmAuditError
+
+    monkeypatch.setattr(transformers.utils, "is_mistral_common_available", lambda: False)
+    spec = ModelConfig(family="voxtral", path_or_hub_id=str(tmp_path), device="cpu")
+    with pytest.raises(LalmAuditError, match=r"pip install 'lalm-audit\[voxtral\]'"):
+        load_model("vox", spec)

@@ -128,16 +128,33 @@ class LALMAdapter:
     processor_class: ClassVar[str] = "AutoProcessor"
     #: placeholder written in the user turn when the processor ships no chat template
     default_audio_placeholder: ClassVar[str] = "<|AUDIO|>"
+    #: the prompt is a Jinja chat template rendered to text (False: the tokenizer builds
+    #: the token sequence itself, e.g. mistral-common; such adapters override encoding)
+    uses_text_chat_template: ClassVar[bool] = True
+    #: the processor cuts audio beyond :meth:`audio_window_s` (False: it takes any length and
+    #: the window is the model's context, e.g. Voxtral)
+    processor_cuts_audio: ClassVar[bool] = True
 
     def __init__(self, model: Any, processor: Any, *, device: str | torch.device = "cpu"):
         self.model = model
         self.processor = processor
         self.device = torch.device(device)
         self.tokenizer = processor.tokenizer
-        if getattr(processor, "chat_template", None) is None:
+        if self.uses_text_chat_template and getattr(processor, "chat_template", None) is None:
             from lalm_audit.models.tokenizer import chatml_template
 
             processor.chat_template = chatml_template(self.default_audio_placeholder)
+
+    @classmethod
+    def load_processor(cls, source: str, **kwargs: Any) -> Any:
+        """Load the family's processor from a hub id or folder (``kwargs``: revision, local_files_only, ...).
+
+        Families whose released processor cannot be built here override this
+        (e.g. to leave out image and video sub-processors).
+        """
+        import transformers
+
+        return getattr(transformers, cls.processor_class).from_pretrained(source, **kwargs)
 
     # ------------------------------------------------------------------ family facts
 
@@ -249,9 +266,7 @@ class LALMAdapter:
         self, wavs: Sequence[np.ndarray], prompt: str, max_new_tokens: int
     ) -> list[list[int]]:
         """Greedy responses (token ids, end-of-turn excluded) to each clip + ``prompt``; one batch."""
-        text, _ = self.render_prompt(prompt)
-        inputs = self.process([text] * len(wavs), wavs, padding_side="left", offsets=False)
-        inputs = self.to_device(inputs)
+        inputs = self.to_device(self.generation_inputs(wavs, prompt))
         n_in = inputs["input_ids"].shape[1]
         stops = self.stop_token_ids()
         pad = self.tokenizer.pad_token_id
@@ -273,6 +288,11 @@ class LALMAdapter:
                 ids.append(int(t))
             responses.append(ids)
         return responses
+
+    def generation_inputs(self, wavs: Sequence[np.ndarray], prompt: str) -> dict[str, Any]:
+        """Model inputs for stage 1: each clip + ``prompt`` up to the assistant turn, left-padded."""
+        text, _ = self.render_prompt(prompt)
+        return self.process([text] * len(wavs), wavs, padding_side="left", offsets=False)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

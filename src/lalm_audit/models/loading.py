@@ -99,11 +99,10 @@ def load_model(alias: str, spec: ModelConfig, *, local_files_only: bool = False)
     if spec.attn_implementation:
         model_kw["attn_implementation"] = spec.attn_implementation
     try:
+        # the processor first: it is small, and a missing optional dependency fails fast
+        processor = cls.load_processor(spec.path_or_hub_id, **common)
         model_cls = getattr(transformers, cls.model_class)
         model = model_cls.from_pretrained(spec.path_or_hub_id, **model_kw)
-        processor = getattr(transformers, cls.processor_class).from_pretrained(
-            spec.path_or_hub_id, **common
-        )
     except (OSError, ValueError) as exc:
         where = "folder" if local else "hub id"
         raise LalmAuditError(

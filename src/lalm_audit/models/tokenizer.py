@@ -85,3 +85,49 @@ def train_bpe_tokenizer(
     if chat_template is not None:
         wrapped.chat_template = chat_template
     return wrapped
+
+
+#: GPT-2's pre-tokenization regex, the one ``pre_tokenizers.ByteLevel(use_regex=True)``
+#: applies, so a tiktoken encoder splits text as the BPE was trained.
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def train_tekken_vocab(texts: Iterable[str], *, vocab_size: int = 512) -> dict:
+    """A byte-level BPE trained on ``texts`` in the tiktoken form of Mistral's ``tekken.json``.
+
+    mistral-common's ``Tekkenizer`` is a tiktoken encoder: a list of
+    ``{rank, token_bytes (base64), token_str}`` in which every byte is a token
+    and each merged token's rank follows its merge order. This trains the same
+    BPE as :func:`train_bpe_tokenizer` and writes its tokens that way (the
+    256 single bytes first, by byte value, then the merges in the order they
+    were learnt). Returns ``{"pattern", "vocab"}`` for a tekken file.
+    """
+    import base64
+
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    # byte-level BPE writes bytes as printable characters; map them back
+    char_to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    by_id = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    singles = sorted((s for s, _ in by_id if len(s) == 1), key=lambda s: char_to_byte[s])
+    merged = [s for s, _ in by_id if len(s) > 1]
+    vocab = []
+    for rank, s in enumerate(singles + merged):
+        raw = bytes(char_to_byte[c] for c in s)
+        vocab.append(
+            {
+                "rank": rank,
+                "token_bytes": base64.b64encode(raw).decode("ascii"),
+                "token_str": raw.decode("utf-8", "replace"),
+            }
+        )
+    return {"pattern": _GPT2_PATTERN, "vocab": vocab}
