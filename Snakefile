@@ -18,6 +18,9 @@ if not config:
     configfile: os.path.join(workflow.basedir, "config", "demo.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
@@ -27,6 +30,8 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/perturb.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/indicators.smk"
+include: "workflow/rules/correlation.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lalm-audit developer entry point. Creates the environment (.venv) if absent, then:
-#   ./run.sh demo [snakemake args...]   the full demo audit, end to end, into results/
+#   ./run.sh demo [snakemake args...]   the full demo audit, end to end, into results/ (+ results/report.html)
 #   ./run.sh test [pytest args...]      lint + unit + workflow + end-to-end tests
 #   ./run.sh env                        only create/refresh the environment
 # Needs Python >= 3.11 and access to PyPI. LALM_TORCH overrides the torch
@@ -52,7 +52,11 @@ case "$cmd" in
     ;;
   demo)
     ensure_env
-    exec "$VENV/bin/snakemake" --profile profiles/default --configfile config/demo.yaml "$@"
+    "$VENV/bin/snakemake" --profile profiles/default --configfile config/demo.yaml "$@"
+    # every figure and table with its caption, in one self-contained HTML file
+    "$VENV/bin/snakemake" --profile profiles/default --configfile config/demo.yaml \
+      --report results/report.html
+    echo ">> report: results/report.html (tables: results/report/tables/, figures: PNG + PDF)" >&2
     ;;
   test)
     ensure_env

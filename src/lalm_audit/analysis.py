@@ -3,6 +3,10 @@ modality carries it.
 
 - :func:`correlation_table`: each indicator against the blind classifier's
   out-of-fold logit (Pearson and Spearman with bootstrap CIs).
+- :func:`confound_adjusted_many`: the AUC once the blind artifacts are
+  regressed out inside CV folds, and the gain of blind + indicator over blind
+  alone (nested CV); :func:`signal_verdict` reads them.
+- :func:`run_correlation`: the correlation stage (both, per split, + figure).
 - :func:`compare_conditions`: each perturbation condition's AUC against the
   original condition's on the same items (paired stratified bootstrap of the
   AUC difference), Holm-corrected across conditions.
@@ -134,88 +138,145 @@ def correlation_table(
 # --------------------------------------------------------------------------- confound-adjusted MIA
 
 
-def adjusted_scores(
-    score: np.ndarray,
-    labels: np.ndarray,
-    blind_X: pd.DataFrame,
-    make_preprocessor: Any,
-    *,
-    folds: int = 10,
-    seed: int = 0,
-) -> np.ndarray:
-    """The indicator with the blind features regressed out, out of fold.
-
-    In each training fold the blind preprocessing (``make_preprocessor()``: the
-    blind pipeline without its classifier, e.g. scaling + TF-IDF) and a ridge
-    regression of the score on the blind features (penalty chosen by
-    efficient leave-one-out inside the fold) are fit; the held-out items get
-    score - prediction. Whatever the blind artifacts explain is gone; what is
-    left is membership signal the blind features cannot account for
-    (conservative: signal that merely correlates with the shift goes too).
-    """
-    from sklearn.linear_model import RidgeCV
+def _fold_ids(labels: np.ndarray, folds: int | np.ndarray, seed: int) -> np.ndarray:
+    """Fold index per item: given as an array, or stratified k-fold (fewer folds when a class is small)."""
+    if not np.isscalar(folds):
+        return np.asarray(folds, dtype=int)
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels).astype(int)
-    s = np.asarray(score, dtype=float)
-    resid = np.empty_like(s)
-    cv = StratifiedKFold(
-        n_splits=min(folds, int(np.bincount(y).min())), shuffle=True, random_state=seed
-    )
-    for train, test in cv.split(blind_X, y):
-        pre = make_preprocessor().fit(blind_X.iloc[train], y[train])
-        z_train, z_test = pre.transform(blind_X.iloc[train]), pre.transform(blind_X.iloc[test])
-        reg = RidgeCV(alphas=np.logspace(-3, 4, 15)).fit(z_train, s[train])
-        resid[test] = s[test] - reg.predict(z_test)
-    return resid
+    k = min(int(folds), int(np.bincount(y, minlength=2).min()))
+    if k < 2:
+        raise ValueError("confound adjustment needs at least 2 members and 2 non-members")
+    out = np.empty(y.size, dtype=int)
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(cv.split(np.zeros(y.size), y)):
+        out[test] = f
+    return out
 
 
-def blind_plus_indicator(
-    score: np.ndarray,
+def adjust_many(
+    scores: Mapping[str, np.ndarray],
     labels: np.ndarray,
     blind_X: pd.DataFrame,
     make_preprocessor: Any,
     *,
-    folds: int = 10,
+    folds: int | np.ndarray = 10,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold membership probabilities of blind-only and blind + indicator logistic regressions.
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Out-of-fold residuals and blind(+indicator) probabilities for several scores at once.
 
-    Nested CV: the outer folds give the out-of-fold predictions; inside each
-    outer training fold ``LogisticRegressionCV`` picks the regularization by
-    an inner CV. The indicator enters as one more standardized column.
+    In each training fold, the blind preprocessing (``make_preprocessor()``:
+    the blind pipeline without its classifier, e.g. scaling + TF-IDF) is fit
+    once and shared by every score:
+
+    - residual: the score minus what the blind side predicts of it, in two
+      steps fit on the training fold: (1) the mean score of the 20 training
+      items nearest in blind propensity (the blind classifier's out-of-fold
+      membership probability: nearest-neighbour regression, so a shift is
+      removed even when the score depends on it non-linearly; the training
+      items' propensities come from an inner CV, since in-sample ones are
+      overconfident), then (2) a ridge regression of what is left on the
+      blind features (penalty by efficient leave-one-out). Whatever the blind
+      artifacts explain is gone (conservative: signal that merely correlates
+      with the shift goes too). Like any cross-validated estimate on data
+      without signal, the residual's AUC leans slightly below 0.5 (the test
+      fold's class balance is the mirror of its training fold's); a fully
+      explained score reads about 0.45, not exactly 0.5.
+    - nested CV of a blind-only logistic regression (``LogisticRegressionCV``
+      picks the penalty by an inner CV of the training fold) and of blind +
+      score with the same penalty (the score is one more standardized column).
+
+    ``folds``: a fold index per item (e.g. the blind stage's text-grouped
+    folds, so that one sentence never sits on both sides of a fold) or a
+    number of stratified folds. Returns (residuals, p_blind, p_both) keyed by
+    score name.
     """
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.neighbors import KNeighborsRegressor
     from sklearn.preprocessing import StandardScaler
 
     y = np.asarray(labels).astype(int)
-    s = np.asarray(score, dtype=float).reshape(-1, 1)
-    k = min(folds, int(np.bincount(y).min()))
-    outer = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    p_blind, p_both = np.empty(y.size), np.empty(y.size)
-    for train, test in outer.split(blind_X, y):
+    fold = _fold_ids(y, folds, seed)
+    cols = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    resid = {k: np.empty(y.size) for k in cols}
+    p_both = {k: np.empty(y.size) for k in cols}
+    p_blind = np.empty(y.size)
+    for f in np.unique(fold):
+        train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         pre = make_preprocessor().fit(blind_X.iloc[train], y[train])
-        z_train, z_test = (
-            _dense(pre.transform(blind_X.iloc[train])),
-            _dense(pre.transform(blind_X.iloc[test])),
-        )
-        sc = StandardScaler().fit(s[train])
+        z_train = _dense(pre.transform(blind_X.iloc[train]))
+        z_test = _dense(pre.transform(blind_X.iloc[test]))
         inner = dict(
-            Cs=np.logspace(-2, 3, 8), cv=min(5, int(np.bincount(y[train]).min())), scoring="neg_log_loss",
+            Cs=np.logspace(-2, 3, 6), cv=min(5, int(np.bincount(y[train]).min())), scoring="neg_log_loss",
             l1_ratios=(0.0,), use_legacy_attributes=False, max_iter=5000, random_state=seed,
         )  # fmt: skip
         blind = LogisticRegressionCV(**inner).fit(z_train, y[train])
-        both = LogisticRegressionCV(**inner).fit(
-            np.hstack([z_train, sc.transform(s[train])]), y[train]
-        )
         p_blind[test] = blind.predict_proba(z_test)[:, 1]
-        p_both[test] = both.predict_proba(np.hstack([z_test, sc.transform(s[test])]))[:, 1]
-    return p_blind, p_both
+        # the training items' propensity out of (inner) fold too: in-sample probabilities are overconfident
+        # and a regression on them would not transfer to the held-out items
+        c_blind = float(np.atleast_1d(blind.C_)[0])
+        prop_train = cross_val_predict(
+            LogisticRegression(C=c_blind, max_iter=5000),
+            z_train, y[train], cv=inner["cv"], method="predict_proba",
+        )[:, 1:]  # fmt: skip
+        prop_test = p_blind[test, None]
+        for k, s in cols.items():
+            # 1) the score on the blind propensity (the classifier's membership probability): removes a
+            #    shift even where it is a non-linear function of the features; 2) what is left, on the
+            #    features themselves (ridge)
+            ols = KNeighborsRegressor(n_neighbors=min(20, max(1, len(train) // 5))).fit(
+                prop_train, s[train]
+            )
+            left = s[train] - ols.predict(prop_train)
+            reg = RidgeCV(alphas=np.logspace(-3, 4, 15)).fit(z_train, left)
+            resid[k][test] = s[test] - ols.predict(prop_test) - reg.predict(z_test)
+            sc = StandardScaler().fit(s[train, None])
+            # the blind model's penalty (chosen by its inner CV on this training fold) for the
+            # blind + score model: the comparison then differs by the one column only
+            both = LogisticRegression(C=c_blind, max_iter=5000).fit(
+                np.hstack([z_train, sc.transform(s[train, None])]), y[train]
+            )
+            p_both[k][test] = both.predict_proba(np.hstack([z_test, sc.transform(s[test, None])]))[
+                :, 1
+            ]
+    return resid, p_blind, p_both
 
 
 def _dense(z: Any) -> np.ndarray:
     return z.toarray() if hasattr(z, "toarray") else np.asarray(z)
+
+
+def confound_adjusted_many(
+    scores: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    blind_X: pd.DataFrame,
+    make_preprocessor: Any,
+    *,
+    folds: int | np.ndarray = 10,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Per score: raw AUC, AUC with the blind features regressed out, gain of blind + score over blind alone."""
+    y = np.asarray(labels).astype(int)
+    resid, p_blind, p_both = adjust_many(
+        scores, y, blind_X, make_preprocessor, folds=folds, seed=seed
+    )
+    kw = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
+    out = {}
+    for k, s in scores.items():
+        raw = evaluate(y, np.asarray(s, dtype=float), **kw)
+        adj = evaluate(y, resid[k], **kw)
+        gain = paired_auc_difference(y, p_both[k], p_blind, **kw)
+        out[k] = {
+            "auc": raw.auc, "auc_lo": raw.auc_lo, "auc_hi": raw.auc_hi,
+            "adjusted_auc": adj.auc, "adjusted_lo": adj.auc_lo, "adjusted_hi": adj.auc_hi,
+            "blind_auc": gain.auc_b, "blind_plus_auc": gain.auc_a,
+            "gain": gain.diff, "gain_lo": gain.diff_lo, "gain_hi": gain.diff_hi, "gain_p": gain.p_value,
+        }  # fmt: skip
+    return out
 
 
 def confound_adjusted(
@@ -224,28 +285,40 @@ def confound_adjusted(
     blind_X: pd.DataFrame,
     make_preprocessor: Any,
     *,
-    folds: int = 10,
+    folds: int | np.ndarray = 10,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Raw AUC, AUC after regressing out the blind features, and the gain of blind + indicator over blind alone."""
-    y = np.asarray(labels).astype(int)
-    raw = evaluate(y, score, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    resid = adjusted_scores(score, y, blind_X, make_preprocessor, folds=folds, seed=seed)
-    adj = evaluate(y, resid, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    p_blind, p_both = blind_plus_indicator(
-        score, y, blind_X, make_preprocessor, folds=folds, seed=seed
-    )
-    gain = paired_auc_difference(
-        y, p_both, p_blind, n_resamples=n_resamples, confidence=confidence, seed=seed
-    )
-    return {
-        "auc": raw.auc, "auc_lo": raw.auc_lo, "auc_hi": raw.auc_hi,
-        "adjusted_auc": adj.auc, "adjusted_lo": adj.auc_lo, "adjusted_hi": adj.auc_hi,
-        "blind_auc": gain.auc_b, "blind_plus_auc": gain.auc_a,
-        "gain": gain.diff, "gain_lo": gain.diff_lo, "gain_hi": gain.diff_hi, "gain_p": gain.p_value,
-    }  # fmt: skip
+    """:func:`confound_adjusted_many` for one score."""
+    return confound_adjusted_many(
+        {"score": score}, labels, blind_X, make_preprocessor, folds=folds,
+        n_resamples=n_resamples, confidence=confidence, seed=seed,
+    )["score"]  # fmt: skip
+
+
+def signal_verdict(r: Mapping[str, Any]) -> str:
+    """What an indicator's signal is, read from its raw and confound-adjusted AUC CIs (and r)."""
+    raw_lo, raw_hi = r["auc_lo"], r["auc_hi"]
+    if raw_lo <= 0.5 <= raw_hi:
+        return "no signal (AUC CI contains 0.5)"
+    side = "above" if raw_lo > 0.5 else "below"
+    corr = r.get("pearson_r")
+    rtxt = f"; r = {corr:+.2f} with the blind logit" if corr is not None and pd.notna(corr) else ""
+    if pd.isna(r.get("adjusted_auc")):
+        return f"signal {side} chance (not adjusted){rtxt}"
+    if r["adjusted_lo"] <= 0.5 <= r["adjusted_hi"]:
+        return f"SPURIOUS: {side} chance, explained by the blind artifacts (adjusted AUC CI contains 0.5{rtxt})"
+    adj_side = "above" if r["adjusted_lo"] > 0.5 else "below"
+    if adj_side != side:
+        return f"SPURIOUS: {side} chance, reversed once the blind artifacts are removed{rtxt}"
+    if r.get("confounded"):
+        # on a split the blind features separate, no adjustment can tell the rest from the shift
+        return (
+            f"CONFOUNDED: {side} chance after adjustment, but the blind baseline separates this split, "
+            f"so the rest cannot be attributed to membership: audit a clean split{rtxt}"
+        )
+    return f"membership signal beyond the blind artifacts (adjusted AUC CI excludes 0.5{rtxt})"
 
 
 # --------------------------------------------------------------------------- stages (I/O at the edges)
@@ -306,3 +379,180 @@ def run_disentangle(
         fig = disentanglement_figure(sub, title=title or f"{sl}/{ind}, split {first_split}")
         save(fig, *[p for p in (figure_png, figure_pdf) if p])
     return table
+
+
+def _target_scores(
+    scores: pd.DataFrame, aggregate: pd.DataFrame | None, split: str, targets: list[tuple[str, str]]
+) -> dict[tuple[str, str], pd.Series]:
+    """(slice, indicator) -> item_id-indexed score; ``all/aggregate`` is the split's aggregated attack."""
+    out: dict[tuple[str, str], pd.Series] = {}
+    for sl, ind in targets:
+        if (sl, ind) == ("all", "aggregate"):
+            if aggregate is None:
+                continue
+            a = aggregate[aggregate["split"] == split]
+            out[(sl, ind)] = a.set_index("item_id")["score"]
+            continue
+        x = select(scores, sl, ind)
+        if x.empty:
+            raise ValueError(
+                f"analysis target {sl}/{ind} is not in the indicator table; "
+                "list '<slice>/<indicator>' names the indicators stage writes"
+            )
+        out[(sl, ind)] = x
+    return out
+
+
+def run_correlation(
+    cfg: Any,
+    dataset: str,
+    scores_path: str,
+    aggregate_path: str | None,
+    splits: Mapping[str, str | None],
+    *,
+    correlation_out: str,
+    adjusted_out: str,
+    markdown_out: str | None = None,
+    latex_out: str | None = None,
+    figure_png: str | None = None,
+    figure_pdf: str | None = None,
+    results: str = "results",
+    manifest: str | None = None,
+    status_path: str | None = None,
+    title: str = "",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Correlation stage: how much of each target's MIA signal the blind artifacts explain, per split.
+
+    - correlation of every target score (``analysis.targets`` and the
+      aggregated attack) with the blind out-of-fold logit of the combined
+      features and of each feature group (the reported classifier), bootstrap CIs;
+    - the confound-adjusted AUC and the gain of blind + indicator over blind
+      alone (nested CV over the blind stage's folds, text-grouped), with a verdict;
+    - a scatter grid (indicator vs combined blind logit, full split) and the
+      table as Markdown and LaTeX.
+    """
+    from functools import partial
+
+    from lalm_audit import io
+    from lalm_audit.blind import (
+        COMBINED,
+        group_columns,
+        load_blind,
+        make_preprocessor,
+        stratified_folds,
+        text_groups,
+    )
+    from lalm_audit.features.table import load_features
+    from lalm_audit.mia import mark_confounded
+    from lalm_audit.schemas import CONFOUND_ADJUSTED, CORRELATION
+
+    ev = cfg.evaluation
+    kw = dict(n_resamples=ev.bootstrap, confidence=ev.confidence, seed=cfg.seed)
+    scores = average_renderings(io.read_table(scores_path))
+    aggregate = io.read_table(aggregate_path) if aggregate_path else None
+    targets = parse_targets(cfg.analysis.targets)
+    if aggregate is not None and ("all", "aggregate") not in targets:
+        targets.append(("all", "aggregate"))
+    blind = load_blind(dataset, results)
+    groups = [g for g in (COMBINED, *cfg.features.groups) if g in set(blind.predictions["group"])]
+    logits = {g: blind.scores(g).set_index("item_id")["logit"] for g in groups}
+    fs = load_features(dataset, cfg.features.groups, results=results, manifest=manifest)
+    corr_rows: list[dict[str, Any]] = []
+    adj_rows: list[dict[str, Any]] = []
+    for split, path in splits.items():
+        items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])
+        by_target = _target_scores(scores, aggregate, split, targets)
+        sub = fs if items is None else fs.subset(np.isin(fs.item_ids, list(items)))
+        ids = pd.Index(sub.item_ids)
+        for (sl, ind), x in by_target.items():
+            x = x.reindex(ids)
+            for g, lg in logits.items():
+                ok = x.notna() & lg.reindex(ids).notna()
+                if ok.sum() < 3:
+                    continue
+                c = correlation(x[ok].to_numpy(), lg.reindex(ids)[ok].to_numpy(), **kw)
+                corr_rows.append({"split": split, "slice": sl, "indicator": ind, "blind_group": g,
+                                  "pearson_r": c.pearson, "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi,
+                                  "spearman_r": c.spearman, "spearman_lo": c.spearman_lo,
+                                  "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
+        complete = {t: x.reindex(ids) for t, x in by_target.items()}
+        missing = {
+            f"{t[0]}/{t[1]}": int(x.isna().sum()) for t, x in complete.items() if x.isna().any()
+        }
+        if missing:
+            raise ValueError(
+                f"{dataset}, split {split}: items without a score for {missing}; "
+                "the indicator table must cover every item of the split"
+            )
+        y = sub.labels
+        adjusted: dict[tuple[str, str], dict[str, float]] = {}
+        if cfg.analysis.confound_adjust and int(np.bincount(y, minlength=2).min()) >= 2:
+            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=text_groups(sub))
+            pre = partial(make_preprocessor, group_columns(sub, COMBINED), "logistic", cfg.blind)
+            adjusted = confound_adjusted_many(
+                {t: x.to_numpy() for t, x in complete.items()}, y, sub.frame, pre, folds=folds, **kw
+            )
+        comb = logits.get(COMBINED)
+        for t, x in complete.items():
+            e = evaluate(y, x.to_numpy(), **kw)
+            r = (
+                float(np.corrcoef(x.to_numpy(), comb.reindex(ids).to_numpy())[0, 1])
+                if comb is not None and comb.reindex(ids).notna().all()
+                else np.nan
+            )
+            row = {"split": split, "slice": t[0], "indicator": t[1], "auc": e.auc, "auc_lo": e.auc_lo,
+                   "auc_hi": e.auc_hi, "pearson_r": r, "n_members": int((y == 1).sum()),
+                   "n_nonmembers": int((y == 0).sum())}  # fmt: skip
+            a = adjusted.get(t, {})
+            for k in ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
+                      "gain_lo", "gain_hi", "gain_p"):  # fmt: skip
+                row[k] = a.get(k, np.nan)
+            adj_rows.append(row)
+    corr = pd.DataFrame(corr_rows)
+    adj = mark_confounded(
+        pd.DataFrame(adj_rows), io.read_table(status_path) if status_path else None
+    )
+    adj["verdict"] = [signal_verdict(r) for r in adj.to_dict("records")]
+    prov = io.provenance(
+        "correlation",
+        {"analysis": cfg.analysis, "evaluation": cfg.evaluation, "blind": cfg.blind},
+        seed=cfg.seed,
+        dataset=dataset,
+    )
+    io.write_table(corr, correlation_out, schema=CORRELATION, prov=prov)
+    io.write_table(adj, adjusted_out, schema=CONFOUND_ADJUSTED, prov=prov)
+    if markdown_out or latex_out:
+        from lalm_audit.report.tables import adjusted_table, to_latex, to_markdown
+
+        t = adjusted_table(adj)
+        if markdown_out:
+            io.write_text(f"# {title or dataset}: MIA signal vs blind artifacts\n\n" + to_markdown(t),
+                          markdown_out)  # fmt: skip
+        if latex_out:
+            io.write_text(
+                to_latex(t, caption=f"{title or dataset}: MIA signal against blind artifacts",
+                         label=f"tab:adjusted-{dataset}"),
+                latex_out,
+            )  # fmt: skip
+    if figure_png:
+        from lalm_audit.report.mia_figures import correlation_grid_figure
+        from lalm_audit.report.style import save
+
+        first = next(iter(splits))
+        items = (
+            None
+            if splits[first] is None
+            else set(io.read_table(splits[first], columns=["item_id"])["item_id"])
+        )
+        panels = []
+        comb = logits.get(COMBINED, next(iter(logits.values())))
+        lab = pd.Series(fs.labels, index=fs.item_ids)
+        for t, x in _target_scores(scores, aggregate, first, targets).items():
+            ids = x.index if items is None else x.index.intersection(list(items))
+            ids = ids.intersection(comb.index)
+            rr = adj[(adj["split"] == first) & (adj["slice"] == t[0]) & (adj["indicator"] == t[1])]
+            panels.append({"name": f"{t[0]}/{t[1]}", "x": comb.loc[ids].to_numpy(), "y": x.loc[ids].to_numpy(),
+                           "labels": lab.loc[ids].to_numpy(), "row": rr.iloc[0].to_dict() if len(rr) else {}})  # fmt: skip
+        fig = correlation_grid_figure(panels, title=title or dataset, split=first)
+        save(fig, *[p for p in (figure_png, figure_pdf) if p])
+    return corr, adj

@@ -378,15 +378,72 @@ def cmd_mia(args: argparse.Namespace) -> int:
 
     res = Path(args.results)
     for cfg, model, ds, response in _each_run(args):
-        splits: dict[str, str | None] = {
-            "full": None,
-            **{m: str(res / "splits" / ds / f"{m}.parquet") for m in cfg.splits.methods},
-        }
+        splits = _splits_of(cfg, res, ds)
         out = res / "mia" / model / ds / response
         run_mia(cfg, str(res / "indicators" / model / ds / "original" / f"{response}.parquet"), splits,
                 str(out / "metrics.parquet"), str(out / "aggregate.parquet"), str(out / "metrics.md"),
                 status_path=str(res / "splits" / ds / "status.parquet"))  # fmt: skip
         log.info("%s / %s / %s -> %s", model, ds, response, out / "metrics.md")
+    return 0
+
+
+def _splits_of(cfg: Config, res: Path, ds: str) -> dict[str, str | None]:
+    return {
+        "full": None,
+        **{m: str(res / "splits" / ds / f"{m}.parquet") for m in cfg.splits.methods},
+    }
+
+
+@command(
+    "correlation",
+    "indicators vs blind artifacts: correlation, confound-adjusted AUC, verdicts (replays correlation jobs)",
+    args=_model_results_args,
+)
+def cmd_correlation(args: argparse.Namespace) -> int:
+    from lalm_audit.analysis import run_correlation
+
+    res = Path(args.results)
+    for cfg, model, ds, response in _each_run(args):
+        out = res / "correlation" / model / ds / response
+        mia = res / "mia" / model / ds / response
+        _, adj = run_correlation(
+            cfg, ds, str(res / "indicators" / model / ds / "original" / f"{response}.parquet"),
+            str(mia / "aggregate.parquet"), _splits_of(cfg, res, ds),
+            correlation_out=str(out / "correlation.parquet"), adjusted_out=str(out / "adjusted.parquet"),
+            markdown_out=str(out / "adjusted.md"), latex_out=str(out / "adjusted.tex"),
+            figure_png=str(out / "scatter.png"), figure_pdf=str(out / "scatter.pdf"), results=str(res),
+            status_path=str(res / "splits" / ds / "status.parquet"), title=f"{model} on {ds} ({response})",
+        )  # fmt: skip
+        for _, r in adj.iterrows():
+            log.info("%s / %s / %s / %s %s/%s: %s", model, ds, response, r["split"], r["slice"], r["indicator"],
+                     r["verdict"])  # fmt: skip
+    return 0
+
+
+@command(
+    "report",
+    "every table (Markdown, LaTeX, HTML) from the results already written (replays report_tables); "
+    "for the HTML report with figures run `snakemake --report results/report.html`",
+    args=_results_args,
+)
+def cmd_report(args: argparse.Namespace) -> int:
+    from lalm_audit.report.build import run_report_tables
+
+    res = Path(args.results)
+
+    def found(pattern: str) -> list[str]:
+        return sorted(str(p) for p in res.glob(pattern))
+
+    summary = res / "mia" / "summary.parquet"
+    run_report_tables(
+        res / "report" / "tables",
+        blind_metrics=found("blind/*/metrics.parquet"),
+        split_status=found("splits/*/status.parquet"),
+        mia_summary=str(summary) if summary.exists() else None,
+        adjusted=found("correlation/*/*/*/adjusted.parquet"),
+        disentangle=found("disentangle/*/*/*.parquet"),
+    )
+    log.info("tables -> %s", res / "report" / "tables")
     return 0
 
 

@@ -363,7 +363,7 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
     from pathlib import Path
 
     from lalm_audit import io
-    from lalm_audit.report.tables import fmt_ci, to_markdown
+    from lalm_audit.report.tables import to_markdown
 
     frames = []
     for p in metric_paths:
@@ -376,7 +376,22 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
         frames.append(h)
     table = pd.concat(frames, ignore_index=True)
     io.write_table(table, out, prov=io.provenance("mia_summary", {"inputs": sorted(metric_paths)}))
-    md = pd.DataFrame({
+    md = summary_frame(table)
+    io.write_text(
+        "# Membership inference: headline results\n\n" + to_markdown(md)
+        + "\n`loss` is the mean log-likelihood of the response slice; the aggregate is a cross-validated logistic "
+        "regression over all indicators; the best single indicator is picked after seeing all of them "
+        "(optimistic).\n",
+        markdown_out,
+    )  # fmt: skip
+    return table
+
+
+def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The readable headline table (one row per dataset x model x response x split) of a summary table."""
+    from lalm_audit.report.tables import fmt_ci
+
+    return pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "response": table["response"], "split": table["split"],
         "blind baseline": [status_word(r) for _, r in table.iterrows()],
         "members / non-members": table["n_members"].astype(str) + " / " + table["n_nonmembers"].astype(str),
@@ -387,11 +402,3 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
         "Welch p": table["welch_p"].map(lambda v: f"{v:.2g}"),
         "best single indicator (post hoc)": table["best"] + ": " + table["best_auc"].map(lambda v: f"{v:.3f}"),
     })  # fmt: skip
-    io.write_text(
-        "# Membership inference: headline results\n\n" + to_markdown(md)
-        + "\n`loss` is the mean log-likelihood of the response slice; the aggregate is a cross-validated logistic "
-        "regression over all indicators; the best single indicator is picked after seeing all of them "
-        "(optimistic).\n",
-        markdown_out,
-    )  # fmt: skip
-    return table

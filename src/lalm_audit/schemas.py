@@ -268,6 +268,70 @@ DISENTANGLEMENT = TableSchema(
     },
 )
 
+CORRELATION = TableSchema(
+    name="correlation",
+    columns={
+        "split": pa.string(),
+        "slice": pa.string(),
+        "indicator": pa.string(),
+        "blind_group": pa.string(),
+        "pearson_r": pa.float64(),
+        "pearson_lo": pa.float64(),
+        "pearson_hi": pa.float64(),
+        "spearman_r": pa.float64(),
+        "spearman_lo": pa.float64(),
+        "spearman_hi": pa.float64(),
+        "n": pa.int64(),
+    },
+    key=("split", "slice", "indicator", "blind_group"),
+    doc={
+        "blind_group": "whose out-of-fold blind logit: 'combined' or a feature group (the reported classifier)",
+        "pearson_r": "Pearson r of the indicator score with the blind logit (bootstrap CI in _lo/_hi)",
+        "spearman_r": "Spearman rank correlation (bootstrap CI in _lo/_hi)",
+    },
+)
+
+ADJUSTED_NULLABLE = ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
+                     "gain_lo", "gain_hi", "gain_p")  # fmt: skip
+
+CONFOUND_ADJUSTED = TableSchema(
+    name="confound_adjusted",
+    columns={
+        "split": pa.string(),
+        "slice": pa.string(),
+        "indicator": pa.string(),
+        "auc": pa.float64(),
+        "auc_lo": pa.float64(),
+        "auc_hi": pa.float64(),
+        "pearson_r": pa.float64(),
+        "adjusted_auc": pa.float64(),
+        "adjusted_lo": pa.float64(),
+        "adjusted_hi": pa.float64(),
+        "blind_auc": pa.float64(),
+        "blind_plus_auc": pa.float64(),
+        "gain": pa.float64(),
+        "gain_lo": pa.float64(),
+        "gain_hi": pa.float64(),
+        "gain_p": pa.float64(),
+        "n_members": pa.int64(),
+        "n_nonmembers": pa.int64(),
+        "verdict": pa.string(),
+        "confounded": pa.bool_(),
+        "blind_verdict": pa.string(),
+    },
+    key=("split", "slice", "indicator"),
+    nullable=frozenset(ADJUSTED_NULLABLE),
+    doc={
+        "pearson_r": "Pearson r with the combined blind logit",
+        "adjusted_auc": "AUC of the indicator after regressing the blind features out inside CV folds",
+        "blind_auc": "nested-CV AUC of a logistic regression on the blind features alone",
+        "blind_plus_auc": "the same with the indicator as one more feature",
+        "gain": "blind_plus_auc - blind_auc (paired bootstrap CI, p-value): membership signal the shift does not explain",
+        "verdict": "spurious (explained by the blind artifacts), beyond the artifacts, or no signal",
+        "confounded": "the split's blind baseline is not at chance (see the clean-split verdict)",
+    },
+)
+
 FEATURES = TableSchema(
     name="features",
     columns={"item_id": pa.string(), "feature_error": pa.string()},
@@ -437,6 +501,8 @@ ALL_SCHEMAS: dict[str, TableSchema] = {
         MIA_METRICS,
         AGGREGATE_SCORES,
         DISENTANGLEMENT,
+        CORRELATION,
+        CONFOUND_ADJUSTED,
         CLEAN_SPLIT,
         SPLIT_STATUS,
         FEATURES,

@@ -199,37 +199,46 @@ def match_nearest(
     mem = df[df["label"] == 1]
     non = df[df["label"] == 0].sort_values(["logit", "item_id"]).reset_index(drop=True)
     non_logit = non["logit"].to_numpy()
-    free = np.ones(len(non), dtype=bool)
     rng = np.random.default_rng(seed)
-    pairs: list[tuple[int, int]] = []
-    for i in rng.permutation(len(mem)):
-        target = mem["logit"].iloc[i]
-        pos = int(np.searchsorted(non_logit, target))
-        best, best_d = -1, np.inf
-        # walk outwards from the insertion point to the nearest free non-member on each side
-        for direction in (-1, 1):
-            j = pos - 1 if direction < 0 else pos
-            while 0 <= j < len(non) and not free[j]:
-                j += direction
-            if 0 <= j < len(non) and abs(non_logit[j] - target) < best_d:
-                best, best_d = j, abs(non_logit[j] - target)
-        if best >= 0 and best_d <= caliper:
-            free[best] = False
-            pairs.append((i, best))
-    kept = pd.concat([mem.iloc[[i for i, _ in pairs]], non.iloc[[j for _, j in pairs]]])[
+    order = rng.permutation(len(mem))
+
+    def pair_up(limit: float) -> list[tuple[int, int, float]]:
+        free = np.ones(len(non), dtype=bool)
+        out: list[tuple[int, int, float]] = []
+        for i in order:
+            target = mem["logit"].iloc[i]
+            pos = int(np.searchsorted(non_logit, target))
+            best, best_d = -1, np.inf
+            # walk outwards from the insertion point to the nearest free non-member on each side
+            for direction in (-1, 1):
+                j = pos - 1 if direction < 0 else pos
+                while 0 <= j < len(non) and not free[j]:
+                    j += direction
+                if 0 <= j < len(non) and abs(non_logit[j] - target) < best_d:
+                    best, best_d = j, abs(non_logit[j] - target)
+            if best >= 0 and best_d <= limit:
+                free[best] = False
+                out.append((i, best, best_d))
+        return out
+
+    pairs = pair_up(caliper)
+    within_caliper = len(pairs)
+    if within_caliper < max(min_per_class, 2):
+        # too few pairs within the caliper: keep the closest pairs of the minimum size instead, so the
+        # verdict can state how shifted the best subset of that size still is (it cannot be called clean)
+        pairs = sorted(pair_up(np.inf), key=lambda t: t[2])[: max(min_per_class, 2)]
+    kept = pd.concat([mem.iloc[[p[0] for p in pairs]], non.iloc[[p[1] for p in pairs]]])[
         ["item_id", "label", "prob"]
     ]
     kept = kept.sort_values("item_id").reset_index(drop=True)
     n = len(pairs)
-    if n < max(min_per_class, 2):
-        stats = {"auc": np.nan, "auc_lo": np.nan, "auc_hi": np.nan}
-        ok = False
-    else:
-        # pairs within a caliper: the extremes of the two classes are as close as the caliper allows already
-        ok, stats = chance_check(kept["label"].to_numpy(), kept["prob"].to_numpy(), tail_q=tail_q, tail_alpha=tail_alpha,
-                                 gap_sd=np.inf, n_resamples=n_resamples, seed=seed)  # fmt: skip
-    trace = pd.DataFrame([{"caliper": caliper, "n_members": n, "n_nonmembers": n, **stats}])
-    return Selection(kept, trace, ok and n >= min_per_class)
+    # pairs within a caliper: the extremes of the two classes are as close as the caliper allows already
+    ok, stats = chance_check(kept["label"].to_numpy(), kept["prob"].to_numpy(), tail_q=tail_q, tail_alpha=tail_alpha,
+                             gap_sd=np.inf, n_resamples=n_resamples, seed=seed)  # fmt: skip
+    ok = ok and within_caliper >= max(min_per_class, 2)
+    trace = pd.DataFrame([{"caliper": caliper, "pairs_within_caliper": within_caliper, "n_members": n,
+                           "n_nonmembers": n, **stats}])  # fmt: skip
+    return Selection(kept, trace, ok)
 
 
 # --------------------------------------------------------------------------- the stage: select, re-verify, verdict

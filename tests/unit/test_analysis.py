@@ -96,9 +96,8 @@ def test_confound_adjustment_removes_a_spurious_signal():
     r = confound_adjusted(score, y, X, pre, folds=5, n_resamples=300)
     assert r["auc"] > 0.75  # looks like an attack ...
     assert r["adjusted_lo"] < 0.5 < r["adjusted_hi"]  # ... but it is the shift
-    assert (
-        r["gain_lo"] < 0 < r["gain_hi"] and abs(r["gain"]) < 0.03
-    )  # adds nothing to the blind classifier
+    # adds nothing to the blind classifier (redundant: at most a hair of overfitting below 0)
+    assert abs(r["gain"]) < 0.03 and r["gain_hi"] < 0.03
 
 
 def test_confound_adjustment_keeps_real_memorization():

@@ -76,10 +76,12 @@ def test_contamination_is_removed_and_the_core_kept(method):
     )
 
 
-def test_a_fully_shifted_dataset_is_declared_not_auditable():
+@pytest.mark.parametrize("method", ["filter", "match"])
+def test_a_fully_shifted_dataset_is_declared_not_auditable(method):
+    # matching finds no pair within the caliper here: it keeps the closest pairs of the minimum size
     fs, _ = world(shift_all=True, seed=1)
     blind = cross_validate(fs, CFG.blind, CFG.evaluation, seed=CFG.seed)
-    cs = clean_split(fs, blind, CFG, "filter", dataset="toy")
+    cs = clean_split(fs, blind, CFG, method, dataset="toy")
     assert not cs.at_chance
     assert cs.verdict.startswith("not auditable free of distribution shift: best retained subset")
     assert (

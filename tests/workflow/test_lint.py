@@ -61,6 +61,10 @@ def test_demo_dry_run_plans_every_stage(tmp_path):
         "indicators",
         "mia",
         "disentangle",
+        "splits",
+        "correlation",
+        "roc",
+        "report_tables",
     ):
         assert rule in out
 
@@ -101,5 +105,11 @@ def test_cli_help_lists_the_stages():
         "features",
         "blind",
         "heatmap",
+        "splits",
+        "indicators",
+        "mia",
+        "perturb",
+        "correlation",
+        "report",
     ):
         assert cmd in res.stdout

@@ -37,7 +37,11 @@ rule blind_heatmap:
         ),
     output:
         table="results/blind/heatmap.parquet",
-        png="results/blind/heatmap.png",
+        png=report(
+            "results/blind/heatmap.png",
+            caption="../report/heatmap.rst",
+            category="1. Blind baseline",
+        ),
         pdf="results/blind/heatmap.pdf",
     log:
         "results/logs/blind/heatmap.log",

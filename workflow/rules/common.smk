@@ -42,7 +42,15 @@ def all_targets():
     if SCORED_MODELS:  # a blind-baseline-only audit (no models) is a valid first day
         targets.append("results/mia/summary.md")
     targets += disentangle_targets()
+    targets += correlation_targets()
     targets += blind_targets()
+    targets.append("results/report/tables/tables.html")
+    targets += expand(
+        "results/report/roc/{model}/{dataset}/{response}.png",
+        model=SCORED_MODELS,
+        dataset=AUDIT_DATASETS,
+        response=RESPONSES,
+    )
     targets += expand("results/splits/{dataset}/status.parquet", dataset=AUDIT_DATASETS)
     return targets
 
@@ -218,3 +226,15 @@ def disentangle_targets():
         dataset=PERTURBED_DATASETS,
         response=PERTURB_RESPONSES,
     )
+
+
+def correlation_targets():
+    return expand(
+        "results/correlation/{model}/{dataset}/{response}/adjusted.parquet",
+        model=SCORED_MODELS,
+        dataset=AUDIT_DATASETS,
+        response=RESPONSES,
+    )
+
+
+REPORT_TABLES = ["blind", "splits", "mia", "adjusted", "disentangle"]

@@ -70,7 +70,17 @@ rule disentangle:
         status=split_status,
     output:
         table="results/disentangle/{model}/{dataset}/{response}.parquet",
-        png="results/disentangle/{model}/{dataset}/{response}.png",
+        png=report(
+            "results/disentangle/{model}/{dataset}/{response}.png",
+            caption="../report/disentangle.rst",
+            category="5. Modality disentanglement",
+            subcategory="{model}",
+            labels={
+                "model": "{model}",
+                "dataset": "{dataset}",
+                "response": "{response}",
+            },
+        ),
         pdf="results/disentangle/{model}/{dataset}/{response}.pdf",
     log:
         "results/logs/disentangle/{model}/{dataset}/{response}.log",

@@ -20,9 +20,14 @@ rule splits:
         rounds=expand(
             "results/splits/{{dataset}}/{method}.rounds.parquet", method=SPLIT_METHODS
         ),
-        png=expand(
-            "results/splits/{{dataset}}/{method}.before_after.png",
-            method=SPLIT_METHODS,
+        png=report(
+            expand(
+                "results/splits/{{dataset}}/{method}.before_after.png",
+                method=SPLIT_METHODS,
+            ),
+            caption="../report/before_after.rst",
+            category="2. Clean splits",
+            labels=lambda wc: {"dataset": wc.dataset},
         ),
         pdf=expand(
             "results/splits/{{dataset}}/{method}.before_after.pdf",

@@ -16,4 +16,5 @@ run_disentangle(
     out.png,
     out.pdf,
     title=f"{wc.model} on {wc.dataset} ({wc.response})",
+    status_path=inp.status,
 )

@@ -12,4 +12,5 @@ run_mia(
     out.metrics,
     out.aggregate,
     out.table,
+    status_path=snakemake.input.status,
 )

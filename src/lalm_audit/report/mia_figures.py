@@ -51,7 +51,9 @@ def disentanglement_figure(df: pd.DataFrame, title: str = "Modality disentanglem
         x,
         d["auc"],
         yerr=[d["auc"] - d["auc_lo"], d["auc_hi"] - d["auc"]],
-        fmt="none",
+        fmt="o",  # the point estimate stays visible where the bar has no height (AUC 0.5)
+        color="black",
+        ms=3,
         ecolor="black",
         capsize=3,
         lw=1,
@@ -126,4 +128,41 @@ def before_after_figure(
     ax.set_ylim(0.3, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return fig
+
+
+def correlation_grid_figure(panels: list[dict], title: str = "", split: str = "full") -> Figure:
+    """One scatter per target: indicator score vs the combined blind logit, with r and the adjusted AUC.
+
+    ``panels``: dicts with ``name``, ``x`` (blind logit), ``y`` (score),
+    ``labels`` and ``row`` (the confound-adjusted table's row, may be empty).
+    """
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(panels))
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, p in zip(axes.flat, panels, strict=False):
+        for lab, name in ((1, "member"), (0, "nonmember")):
+            m = p["labels"] == lab
+            ax.scatter(p["x"][m], p["y"][m], s=10, alpha=0.7, color=COLORS[name],
+                       label=name.replace("nonmember", "non-member"))  # fmt: skip
+        r = p.get("row") or {}
+        lines = [p["name"]]
+        if r:
+            lines.append(f"r = {r.get('pearson_r', float('nan')):+.2f}, AUC {r['auc']:.2f}")
+            if not pd.isna(r.get("adjusted_auc")):
+                lines.append(
+                    f"adjusted AUC {r['adjusted_auc']:.2f} [{r['adjusted_lo']:.2f}, {r['adjusted_hi']:.2f}]"
+                )
+        ax.set_title("\n".join(lines), fontsize=8)
+        ax.set_xlabel("Blind out-of-fold logit (no model)", fontsize=8)
+        ax.set_ylabel("MIA score (higher = member)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: indicator vs blind logit (split {split})", fontsize=10)
+    fig.tight_layout()
     return fig

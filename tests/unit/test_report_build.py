@@ -1,0 +1,85 @@
+"""The report's builders: ROC figures and the tables (Markdown, LaTeX, HTML) from stage outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lalm_audit import io
+from lalm_audit.analysis import run_disentangle
+from lalm_audit.config import parse_config
+from lalm_audit.schemas import SPLIT_STATUS
+
+N = 40
+IDS = [f"i{k:02d}" for k in range(2 * N)]
+Y = np.r_[np.ones(N), np.zeros(N)].astype(int)
+CFG = parse_config({
+    "datasets": {"d": {"loader": "table", "path": "x"}},
+    "evaluation": {"bootstrap": 200},
+    "analysis": {"targets": ["response/loss", "audio/zlib"]},
+})  # fmt: skip
+
+
+def scores(rng, strength=2.0, suffix=""):
+    rows = []
+    for sl, ind, k in (("response", "loss", strength), ("audio", "zlib", 0.0)):
+        vals = rng.normal(size=2 * N) + k * Y
+        rows += [{"item_id": f"{i}{suffix}", "label": int(y), "slice": sl, "indicator": ind, "score": float(v)}
+                 for i, y, v in zip(IDS, Y, vals, strict=True)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_roc_figure_has_one_panel_per_split_and_a_curve_per_target(in_tmp):
+    from lalm_audit.report.build import run_roc
+
+    rng = np.random.default_rng(0)
+    io.write_table(scores(rng), "s.parquet")
+    agg = pd.concat([pd.DataFrame({"split": sp, "item_id": IDS, "label": Y, "score": rng.normal(size=2 * N) + Y})
+                     for sp in ("full", "clean")])  # fmt: skip
+    io.write_table(agg, "agg.parquet")
+    pd.DataFrame({"item_id": IDS[::2]}).to_parquet("clean.parquet")
+    fig = run_roc(CFG, "s.parquet", "agg.parquet", {"full": None, "clean": "clean.parquet"}, "roc.png", "roc.pdf",
+                  title="m on d")  # fmt: skip
+    assert Path("roc.png").stat().st_size > 1000 and Path("roc.pdf").stat().st_size > 1000
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["split full", "split clean"]
+    assert axes[0].get_xscale() == "log" and axes[0].get_xlabel().startswith("False positive rate")
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("response/loss (AUC 0.8") and labels[1].startswith(
+        "audio/zlib (AUC 0."
+    )
+    assert labels[2].startswith("all/aggregate") and labels[-1] == "chance"
+
+
+def test_tables_in_markdown_latex_and_html(in_tmp):
+    from lalm_audit.report.build import run_report_tables
+
+    rng = np.random.default_rng(1)
+    io.write_table(scores(rng), "orig.parquet")
+    io.write_table(scores(rng, strength=0.0, suffix="__silence"), "sil.parquet")
+    run_disentangle(CFG, "orig.parquet", {"silence": "sil.parquet"}, {"full": None},
+                    "results/disentangle/m/d/transcript.parquet")  # fmt: skip
+    status = pd.DataFrame([
+        {"split": "full", "at_chance": False, "n_members": 40, "n_nonmembers": 40, "blind_auc": 0.97,
+         "blind_lo": 0.93, "blind_hi": 0.99, "verdict": "the full dataset: blind AUC 0.970"},
+        {"split": "filter", "at_chance": True, "n_members": 30, "n_nonmembers": 30, "blind_auc": 0.52,
+         "blind_lo": 0.40, "blind_hi": 0.63, "verdict": "clean: a fresh blind CV ..."},
+    ])  # fmt: skip
+    io.write_table(status, "results/splits/d/status.parquet", schema=SPLIT_STATUS)
+    frames = run_report_tables(
+        "out", split_status=["results/splits/d/status.parquet"],
+        disentangle=["results/disentangle/m/d/transcript.parquet"],
+    )  # fmt: skip
+    d = frames["disentangle"].set_index(["target", "condition"])
+    assert d.loc[("response/loss", "silence"), "significant"] == "*"
+    assert d.loc[("response/loss", "original"), "vs original [95% CI]"] == "-"
+    assert set(frames["disentangle"][["model", "dataset", "response"]].drop_duplicates().itertuples(index=False, name=None)) == {("m", "d", "transcript")}  # fmt: skip
+    assert list(frames["splits"]["at chance"]) == ["NO", "yes"]
+    md = Path("out/splits.md").read_text()
+    assert "0.970 [0.930, 0.990]" in md and "clean: a fresh blind CV" in md
+    assert "\\begin{tabular}" in Path("out/disentangle.tex").read_text()
+    page = Path("out/tables.html").read_text()
+    assert page.count("<table") == 2 and "no rows: this stage is not configured" in page
+    assert "(no rows" in Path("out/mia.md").read_text()

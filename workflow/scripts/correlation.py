@@ -1,0 +1,26 @@
+"""Indicators against blind artifacts: correlation, confound adjustment, verdicts (rule correlation)."""
+
+from pathlib import Path
+
+from lalm_audit.analysis import run_correlation
+from lalm_audit.workflow import split_paths, start_job
+
+cfg = start_job(snakemake)
+wc, inp, out = snakemake.wildcards, snakemake.input, snakemake.output
+run_correlation(
+    cfg,
+    wc.dataset,
+    inp.scores,
+    inp.aggregate,
+    split_paths(snakemake.params.splits, inp.splits),
+    correlation_out=out.correlation,
+    adjusted_out=out.adjusted,
+    markdown_out=out.table,
+    latex_out=out.latex,
+    figure_png=out.png,
+    figure_pdf=out.pdf,
+    results=str(Path(inp.blind[0]).parents[2]),
+    manifest=inp.manifest,
+    status_path=inp.status,
+    title=f"{wc.model} on {wc.dataset} ({wc.response})",
+)
