@@ -70,6 +70,11 @@ def compare_conditions(
     rows: list[dict[str, Any]] = []
     for sl, ind in targets:
         o = select(orig, sl, ind)
+        if o.empty:
+            raise ValueError(
+                f"analysis target {sl}/{ind} is not in the indicator table; "
+                "list '<slice>/<indicator>' names the indicators stage writes"
+            )
         if items is not None:
             o = o[o.index.isin(items)]
         if o.empty:
@@ -349,7 +354,8 @@ def run_disentangle(
 
     orig = io.read_table(original_scores)
     conds = {c: io.read_table(p) for c, p in condition_scores.items()}
-    targets = parse_targets(cfg.analysis.targets)
+    # the aggregated attack is cross-validated per split on the original scores only: not compared here
+    targets = [t for t in parse_targets(cfg.analysis.targets) if t != ("all", "aggregate")]
     frames = []
     for split, path in splits.items():
         items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])

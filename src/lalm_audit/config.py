@@ -488,8 +488,9 @@ class AnalysisConfig(Strict):
             "prompt+response/loss",
             "audio/renyi_2_max_k_100",
         ],
-        description="'<slice>/<indicator>' scores that the correlation, confound-adjustment and disentanglement "
-        "analyses report ('all/aggregate' is the aggregated attack).",
+        description="'<slice>/<indicator>' scores that the correlation, confound-adjustment, ROC and "
+        "disentanglement analyses report; the first is the disentanglement chart's. The correlation stage and the "
+        "ROC curves add the aggregated attack ('all/aggregate') themselves.",
     )
     alpha: float = Field(
         0.05,

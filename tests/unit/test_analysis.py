@@ -127,3 +127,10 @@ def test_disentangle_stage_writes_table_and_chart(in_tmp):
     assert full.loc["silence", "auc"] == 0.5 and full.loc["silence", "significant"]
     assert set(t["split"]) == {"full", "clean"}
     assert Path("d.png").stat().st_size > 1000 and Path("d.pdf").stat().st_size > 1000
+
+
+def test_an_unknown_target_is_an_error_not_an_empty_table():
+    rng = np.random.default_rng(3)
+    original = table(IDS, Y, rng.normal(size=2 * N))
+    with pytest.raises(ValueError, match="response/losss"):
+        compare_conditions(original, {"x": original}, [("response", "losss")], n_resamples=50)

@@ -83,3 +83,28 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
     page = Path("out/tables.html").read_text()
     assert page.count("<table") == 2 and "no rows: this stage is not configured" in page
     assert "(no rows" in Path("out/mia.md").read_text()
+
+
+def test_disentanglement_and_before_after_figures_carry_their_axes():
+    from lalm_audit.report.mia_figures import before_after_figure, disentanglement_figure
+
+    d = pd.DataFrame({
+        "condition": ["original", "silence", "noise"], "auc": [0.97, 0.5, 0.96],
+        "auc_lo": [0.93, 0.39, 0.92], "auc_hi": [1.0, 0.6, 0.99], "significant": [False, True, False],
+    })  # fmt: skip
+    fig = disentanglement_figure(d, title="m on d")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["original", "silence", "noise"]
+    assert ax.get_ylabel() == "MIA AUC (95% CI)" and ax.get_title() == "m on d"
+    stars = [t for t in ax.texts if t.get_text() == "*"]
+    assert len(stars) == 1 and stars[0].xy[0] == 1  # the significant condition, and only it
+    # the point estimate is drawn even where the bar has no height (AUC exactly 0.5)
+    assert any(np.allclose(line.get_ydata(), d["auc"]) for line in ax.lines)
+    rows = pd.DataFrame({
+        "group": ["text", "metadata"] * 2, "when": ["before"] * 2 + ["after"] * 2,
+        "auc": [0.6, 0.99, 0.5, 0.52], "auc_lo": [0.5, 0.98, 0.4, 0.41], "auc_hi": [0.7, 1.0, 0.6, 0.63],
+    })  # fmt: skip
+    ax = before_after_figure(rows).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["text", "metadata"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before", "after"]
+    assert ax.get_ylabel() == "Blind AUC (95% CI)"
