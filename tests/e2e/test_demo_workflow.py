@@ -356,3 +356,19 @@ def test_report_tables_figures_and_html(demo_run):
     for needle in ("Blind baseline", "Clean splits", "Correlation with blind artifacts", "Modality disentanglement",
                    "heatmap.png", "tables.html"):  # fmt: skip
         assert needle in page, needle
+
+
+def test_on_the_clean_matched_split_the_target_memorizes_and_the_control_does_not(demo_run):
+    workdir, _ = demo_run
+    target = _mia(workdir, "demo-target", "demo-matched", "transcript").set_index(
+        ["split", "slice", "indicator"]
+    )
+    assert target.loc[("filter", "response", "loss"), "auc"] >= 0.9
+    single = target.xs("filter", level="split").drop(index=("all", "aggregate"))
+    assert single["auc"].max() >= 0.9
+    assert not target.loc[("filter", "response", "loss"), "confounded"]
+    control = _mia(workdir, "demo-control", "demo-matched", "transcript").set_index(
+        ["split", "slice", "indicator"]
+    )
+    c = control.loc[("filter", "response", "loss")]
+    assert c["auc_lo"] <= 0.5 <= c["auc_hi"], c
