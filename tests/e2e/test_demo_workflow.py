@@ -341,6 +341,9 @@ def test_report_tables_figures_and_html(demo_run):
         md, tex = (tables / f"{name}.md").read_text(), (tables / f"{name}.tex").read_text()
         assert "|" in md and "\\begin{tabular}" in tex, name
     assert "not auditable free of distribution shift" in (tables / "splits.md").read_text()
+    # the blind table carries each dataset's clean-split verdicts
+    blind = (tables / "blind.md").read_text()
+    assert "filter: NOT AUDITABLE, 40 items" in blind and "filter: clean" in blind
     figures = [
         "blind/heatmap", "splits/demo-partial/filter.before_after",
         "report/roc/demo-target/demo-matched/transcript", "correlation/demo-control/demo-shifted/transcript/scatter",

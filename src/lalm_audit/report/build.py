@@ -87,8 +87,11 @@ def run_roc(
 # --------------------------------------------------------------------------- tables
 
 
-def blind_table(metrics_paths: Sequence[str]) -> pd.DataFrame:
-    """Per dataset x feature group: the reported classifier's blind AUC [CI] and its permutation control."""
+def blind_table(
+    metrics_paths: Sequence[str], verdicts: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Per dataset x feature group: the reported classifier's blind AUC [CI], its permutation control and the
+    dataset's clean-split verdicts (``verdicts``: dataset -> text, from :func:`split_verdicts`)."""
     rows = []
     for p in metrics_paths:
         m = io.read_table(p)
@@ -106,8 +109,22 @@ def blind_table(metrics_paths: Sequence[str]) -> pd.DataFrame:
                 "shift": "yes" if r["auc_lo"] > 0.5 else "no",
                 "permutation control": fmt_ci(c.iloc[0]["auc"], c.iloc[0]["auc_lo"], c.iloc[0]["auc_hi"])
                 if len(c) else "-",
+                "clean splits": (verdicts or {}).get(ds, "not run"),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def split_verdicts(status_paths: Sequence[str]) -> dict[str, str]:
+    """Dataset -> one line on its clean splits, e.g. 'filter: clean, 118 items; match: NOT AUDITABLE, 40 items'."""
+    out = {}
+    for p in status_paths:
+        st = io.read_table(p)
+        parts = [
+            f"{r['split']}: {'clean' if r['at_chance'] else 'NOT AUDITABLE'}, {r['n_members'] + r['n_nonmembers']} items"
+            for _, r in st[st["split"] != "full"].iterrows()
+        ]
+        out[Path(p).parent.name] = "; ".join(parts) or "-"
+    return out
 
 
 def splits_table(status_paths: Sequence[str]) -> pd.DataFrame:
@@ -186,7 +203,7 @@ def run_report_tables(
     """Write every table as ``<name>.md`` and ``<name>.tex`` under ``out_dir``, and ``tables.html``."""
     out = Path(out_dir)
     frames = {
-        "blind": blind_table(blind_metrics),
+        "blind": blind_table(blind_metrics, split_verdicts(split_status)),
         "splits": splits_table(split_status),
         "mia": mia_table(mia_summary) if mia_summary else pd.DataFrame(),
         "adjusted": adjusted_tables(adjusted),
