@@ -493,7 +493,8 @@ def run_correlation(
         y = sub.labels
         adjusted: dict[tuple[str, str], dict[str, float]] = {}
         if cfg.analysis.confound_adjust and int(np.bincount(y, minlength=2).min()) >= 2:
-            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=text_groups(sub))
+            groups = text_groups(sub) if cfg.blind.group_same_text else None
+            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=groups)
             pre = partial(make_preprocessor, group_columns(sub, COMBINED), "logistic", cfg.blind)
             adjusted = confound_adjusted_many(
                 {t: x.to_numpy() for t, x in complete.items()}, y, sub.frame, pre, folds=folds, **kw
