@@ -387,7 +387,7 @@ def run_disentangle(
     return table
 
 
-def _target_scores(
+def target_scores(
     scores: pd.DataFrame, aggregate: pd.DataFrame | None, split: str, targets: list[tuple[str, str]]
 ) -> dict[tuple[str, str], pd.Series]:
     """(slice, indicator) -> item_id-indexed score; ``all/aggregate`` is the split's aggregated attack."""
@@ -465,23 +465,15 @@ def run_correlation(
     fs = load_features(dataset, cfg.features.groups, results=results, manifest=manifest)
     corr_rows: list[dict[str, Any]] = []
     adj_rows: list[dict[str, Any]] = []
+    # the figure's panels: the first split's scores against the combined logit
+    panels: list[dict[str, Any]] = []
     for split, path in splits.items():
         items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])
-        by_target = _target_scores(scores, aggregate, split, targets)
         sub = fs if items is None else fs.subset(np.isin(fs.item_ids, list(items)))
         ids = pd.Index(sub.item_ids)
-        for (sl, ind), x in by_target.items():
-            x = x.reindex(ids)
-            for g, lg in logits.items():
-                ok = x.notna() & lg.reindex(ids).notna()
-                if ok.sum() < 3:
-                    continue
-                c = correlation(x[ok].to_numpy(), lg.reindex(ids)[ok].to_numpy(), **kw)
-                corr_rows.append({"split": split, "slice": sl, "indicator": ind, "blind_group": g,
-                                  "pearson_r": c.pearson, "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi,
-                                  "spearman_r": c.spearman, "spearman_lo": c.spearman_lo,
-                                  "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
-        complete = {t: x.reindex(ids) for t, x in by_target.items()}
+        complete = {
+            t: x.reindex(ids) for t, x in target_scores(scores, aggregate, split, targets).items()
+        }
         missing = {
             f"{t[0]}/{t[1]}": int(x.isna().sum()) for t, x in complete.items() if x.isna().any()
         }
@@ -490,31 +482,44 @@ def run_correlation(
                 f"{dataset}, split {split}: items without a score for {missing}; "
                 "the indicator table must cover every item of the split"
             )
+        blind_at = {g: lg.reindex(ids) for g, lg in logits.items()}
+        r_combined: dict[tuple[str, str], float] = {}
+        for (sl, ind), x in complete.items():
+            for g, lg in blind_at.items():
+                ok = lg.notna()
+                if ok.sum() < 3:
+                    continue
+                c = correlation(x[ok].to_numpy(), lg[ok].to_numpy(), **kw)
+                if g == COMBINED:
+                    r_combined[(sl, ind)] = c.pearson
+                corr_rows.append({"split": split, "slice": sl, "indicator": ind, "blind_group": g,
+                                  "pearson_r": c.pearson, "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi,
+                                  "spearman_r": c.spearman, "spearman_lo": c.spearman_lo,
+                                  "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
         y = sub.labels
         adjusted: dict[tuple[str, str], dict[str, float]] = {}
         if cfg.analysis.confound_adjust and int(np.bincount(y, minlength=2).min()) >= 2:
-            groups = text_groups(sub) if cfg.blind.group_same_text else None
-            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=groups)
+            same_text = text_groups(sub) if cfg.blind.group_same_text else None
+            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=same_text)
             pre = partial(make_preprocessor, group_columns(sub, COMBINED), "logistic", cfg.blind)
             adjusted = confound_adjusted_many(
                 {t: x.to_numpy() for t, x in complete.items()}, y, sub.frame, pre, folds=folds, **kw
             )
-        comb = logits.get(COMBINED)
         for t, x in complete.items():
             e = evaluate(y, x.to_numpy(), **kw)
-            r = (
-                float(np.corrcoef(x.to_numpy(), comb.reindex(ids).to_numpy())[0, 1])
-                if comb is not None and comb.reindex(ids).notna().all()
-                else np.nan
-            )
             row = {"split": split, "slice": t[0], "indicator": t[1], "auc": e.auc, "auc_lo": e.auc_lo,
-                   "auc_hi": e.auc_hi, "pearson_r": r, "n_members": int((y == 1).sum()),
+                   "auc_hi": e.auc_hi, "pearson_r": r_combined.get(t, np.nan), "n_members": int((y == 1).sum()),
                    "n_nonmembers": int((y == 0).sum())}  # fmt: skip
             a = adjusted.get(t, {})
             for k in ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
                       "gain_lo", "gain_hi", "gain_p"):  # fmt: skip
                 row[k] = a.get(k, np.nan)
             adj_rows.append(row)
+        if not panels and blind_at:
+            lg = blind_at.get(COMBINED, next(iter(blind_at.values())))
+            ok = lg.notna().to_numpy()
+            panels = [{"name": f"{sl}/{ind}", "x": lg.to_numpy()[ok], "y": x.to_numpy()[ok], "labels": y[ok]}
+                      for (sl, ind), x in complete.items()]  # fmt: skip
     corr = pd.DataFrame(corr_rows)
     adj = mark_confounded(
         pd.DataFrame(adj_rows), io.read_table(status_path) if status_path else None
@@ -545,21 +550,9 @@ def run_correlation(
         from lalm_audit.report.mia_figures import correlation_grid_figure
         from lalm_audit.report.style import save
 
-        first = next(iter(splits))
-        items = (
-            None
-            if splits[first] is None
-            else set(io.read_table(splits[first], columns=["item_id"])["item_id"])
-        )
-        panels = []
-        comb = logits.get(COMBINED, next(iter(logits.values())))
-        lab = pd.Series(fs.labels, index=fs.item_ids)
-        for t, x in _target_scores(scores, aggregate, first, targets).items():
-            ids = x.index if items is None else x.index.intersection(list(items))
-            ids = ids.intersection(comb.index)
-            rr = adj[(adj["split"] == first) & (adj["slice"] == t[0]) & (adj["indicator"] == t[1])]
-            panels.append({"name": f"{t[0]}/{t[1]}", "x": comb.loc[ids].to_numpy(), "y": x.loc[ids].to_numpy(),
-                           "labels": lab.loc[ids].to_numpy(), "row": rr.iloc[0].to_dict() if len(rr) else {}})  # fmt: skip
-        fig = correlation_grid_figure(panels, title=title or dataset, split=first)
+        # the first split's rows come first in the table, in the panels' order
+        for p, row in zip(panels, adj.to_dict("records"), strict=False):
+            p["row"] = row
+        fig = correlation_grid_figure(panels, title=title or dataset, split=next(iter(splits)))
         save(fig, *[p for p in (figure_png, figure_pdf) if p])
     return corr, adj

@@ -47,7 +47,7 @@ def run_roc(
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    from lalm_audit.analysis import _target_scores, average_renderings, parse_targets
+    from lalm_audit.analysis import average_renderings, parse_targets, target_scores
     from lalm_audit.evaluation import auc
     from lalm_audit.report.style import COLORS, save
 
@@ -62,7 +62,7 @@ def run_roc(
     grid = np.logspace(-3, 0, 60)
     for ax, (split, path) in zip(axes.flat, splits.items(), strict=True):
         items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])
-        for (sl, ind), x in _target_scores(scores, aggregate, split, targets).items():
+        for (sl, ind), x in target_scores(scores, aggregate, split, targets).items():
             if items is not None:
                 x = x[x.index.isin(items)]
             y = labels.loc[x.index].to_numpy()
