@@ -135,28 +135,13 @@ def _renyi_extreme(col: str, k: float, largest: bool) -> Callable[[Stats], float
 
 @family("renyi")
 def _renyi(k_grid: Iterable[float]) -> list[Indicator]:
-    out = []
-    for a, col in RENYI_ORDERS.items():
-        for k in k_grid:
-            out.append(
-                Indicator(
-                    f"renyi_{a}_max_k_{k:g}",
-                    "renyi_max_k",
-                    _renyi_extreme(col, k, True),
-                    False,
-                    {"alpha": a, "k": k},
-                )
-            )
-            out.append(
-                Indicator(
-                    f"renyi_{a}_min_k_{k:g}",
-                    "renyi_min_k",
-                    _renyi_extreme(col, k, False),
-                    False,
-                    {"alpha": a, "k": k},
-                )
-            )
-    return out
+    return [
+        Indicator(f"renyi_{a}_{side}_k_{k:g}", f"renyi_{side}_k", _renyi_extreme(col, k, side == "max"), False,
+                  {"alpha": a, "k": k})
+        for a, col in RENYI_ORDERS.items()
+        for k in k_grid
+        for side in ("max", "min")
+    ]  # fmt: skip
 
 
 @family("mod_entropy")
