@@ -131,12 +131,14 @@ def correlation_table(
     for (sl, ind), grp in s.groupby(["slice", "indicator"], sort=True):
         x = grp.set_index("item_id")["score"]
         for group, logit in blind_logits.items():
-            common = x.index.intersection(logit.index)
+            common = x.index.intersection(logit.dropna().index)
             if len(common) < 3:
                 continue
             c = correlation(x.loc[common].to_numpy(), logit.loc[common].to_numpy(), n_resamples=n_resamples,
                             confidence=confidence, seed=seed)  # fmt: skip
-            rows.append({"slice": sl, "indicator": ind, "blind_group": group, **c.__dict__})
+            rows.append({"slice": sl, "indicator": ind, "blind_group": group, "pearson_r": c.pearson,
+                         "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi, "spearman_r": c.spearman,
+                         "spearman_lo": c.spearman_lo, "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -463,7 +465,7 @@ def run_correlation(
     groups = [g for g in (COMBINED, *cfg.features.groups) if g in set(blind.predictions["group"])]
     logits = {g: blind.scores(g).set_index("item_id")["logit"] for g in groups}
     fs = load_features(dataset, cfg.features.groups, results=results, manifest=manifest)
-    corr_rows: list[dict[str, Any]] = []
+    corr_frames: list[pd.DataFrame] = []
     adj_rows: list[dict[str, Any]] = []
     # the figure's panels: the first split's scores against the combined logit
     panels: list[dict[str, Any]] = []
@@ -483,20 +485,18 @@ def run_correlation(
                 "the indicator table must cover every item of the split"
             )
         blind_at = {g: lg.reindex(ids) for g, lg in logits.items()}
-        r_combined: dict[tuple[str, str], float] = {}
-        for (sl, ind), x in complete.items():
-            for g, lg in blind_at.items():
-                ok = lg.notna()
-                if ok.sum() < 3:
-                    continue
-                c = correlation(x[ok].to_numpy(), lg[ok].to_numpy(), **kw)
-                if g == COMBINED:
-                    r_combined[(sl, ind)] = c.pearson
-                corr_rows.append({"split": split, "slice": sl, "indicator": ind, "blind_group": g,
-                                  "pearson_r": c.pearson, "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi,
-                                  "spearman_r": c.spearman, "spearman_lo": c.spearman_lo,
-                                  "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
         y = sub.labels
+        long = pd.concat(
+            [pd.DataFrame({"item_id": ids, "label": y, "slice": sl, "indicator": ind, "score": x.to_numpy()})
+             for (sl, ind), x in complete.items()]
+        )  # fmt: skip
+        c = correlation_table(long, blind_at, **kw)
+        c.insert(0, "split", split)
+        corr_frames.append(c)
+        comb = c[c["blind_group"] == COMBINED]
+        r_combined = dict(
+            zip(zip(comb["slice"], comb["indicator"], strict=True), comb["pearson_r"], strict=True)
+        )
         adjusted: dict[tuple[str, str], dict[str, float]] = {}
         if cfg.analysis.confound_adjust and int(np.bincount(y, minlength=2).min()) >= 2:
             same_text = text_groups(sub) if cfg.blind.group_same_text else None
@@ -520,7 +520,7 @@ def run_correlation(
             ok = lg.notna().to_numpy()
             panels = [{"name": f"{sl}/{ind}", "x": lg.to_numpy()[ok], "y": x.to_numpy()[ok], "labels": y[ok]}
                       for (sl, ind), x in complete.items()]  # fmt: skip
-    corr = pd.DataFrame(corr_rows)
+    corr = pd.concat(corr_frames, ignore_index=True)
     adj = mark_confounded(
         pd.DataFrame(adj_rows), io.read_table(status_path) if status_path else None
     )

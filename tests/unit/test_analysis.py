@@ -66,7 +66,7 @@ def test_correlation_with_blind_logit():
     c = correlation_table(
         pd.concat([spurious, independent]), {"combined": logit}, n_resamples=300
     ).set_index("indicator")
-    assert c.loc["loss", "pearson"] > 0.9 and c.loc["loss", "pearson_lo"] > 0.8
+    assert c.loc["loss", "pearson_r"] > 0.9 and c.loc["loss", "pearson_lo"] > 0.8
     assert c.loc["min_k_20", "pearson_lo"] < 0 < c.loc["min_k_20", "pearson_hi"]
     assert c.loc["loss", "n"] == 2 * N
     with pytest.raises(KeyError):

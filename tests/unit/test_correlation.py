@@ -119,6 +119,7 @@ def test_the_scatter_grid_carries_its_axes_and_statistics():
     assert axes[0].get_xlabel().startswith("Blind out-of-fold logit")
     assert "r = +0.83" in axes[0].get_title() and "adjusted AUC 0.51" in axes[0].get_title()
     assert axes[1].get_title().startswith("all/aggregate")
+    assert sum(len(c.get_offsets()) for c in axes[0].collections) == 40  # every item, both classes
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["member", "non-member"]
 
 

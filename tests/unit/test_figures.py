@@ -6,7 +6,6 @@ import pandas as pd
 
 from lalm_audit.report.mia_figures import (
     before_after_figure,
-    correlation_figure,
     disentanglement_figure,
     roc_figure,
 )
@@ -48,12 +47,7 @@ def test_disentanglement_chart_marks_significance():
     np.testing.assert_allclose(heights, [0.9, 0.5, 0.88])
 
 
-def test_correlation_and_before_after():
-    x = rng.normal(size=100)
-    fig = correlation_figure(x, 2 * x, Y, r=1.0, indicator="loss")
-    ax = fig.axes[0]
-    assert "r = 1.00" in ax.get_title() and ax.get_xlabel().startswith("Blind classifier")
-    assert sum(len(c.get_offsets()) for c in ax.collections) == 100
+def test_before_after():
     rows = pd.DataFrame({"group": ["text", "text", "combined", "combined"], "when": ["before", "after"] * 2,
                          "auc": [0.9, 0.5, 0.95, 0.52], "auc_lo": [0.85, 0.4, 0.9, 0.45], "auc_hi": [0.95, 0.6, 0.99, 0.6]})  # fmt: skip
     ax = before_after_figure(rows).axes[0]

@@ -45,11 +45,10 @@ def run_roc(
 ) -> Any:
     """ROC curves of the analysis targets and the aggregate, one panel per split (members positive); returns the figure."""
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
     from lalm_audit.analysis import average_renderings, parse_targets, target_scores
-    from lalm_audit.evaluation import auc
-    from lalm_audit.report.style import COLORS, save
+    from lalm_audit.report.mia_figures import draw_roc
+    from lalm_audit.report.style import save
 
     scores = average_renderings(io.read_table(scores_path))
     labels = scores.drop_duplicates("item_id").set_index("item_id")["label"].astype(int)
@@ -59,26 +58,17 @@ def run_roc(
         targets.append(("all", "aggregate"))
     n = len(splits)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.2), squeeze=False, layout="constrained")
-    grid = np.logspace(-3, 0, 60)
     for ax, (split, path) in zip(axes.flat, splits.items(), strict=True):
         items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])
+        curves = {}
         for (sl, ind), x in target_scores(scores, aggregate, split, targets).items():
             if items is not None:
                 x = x[x.index.isin(items)]
             y = labels.loc[x.index].to_numpy()
-            if len(np.unique(y)) < 2:
-                continue
-            fpr, tpr, _ = roc_curve(y, x.to_numpy())
-            ax.plot(np.maximum(fpr, 1e-3), tpr, drawstyle="steps-post",
-                    label=f"{sl}/{ind} (AUC {auc(y, x.to_numpy()):.3f})")  # fmt: skip
-        ax.plot(grid, grid, ls="--", color=COLORS["chance"], lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_xlim(1e-3, 1)
-        ax.set_ylim(0, 1.01)
-        ax.set_xlabel("False positive rate (non-members flagged)")
-        ax.set_ylabel("True positive rate (members found)")
+            if len(np.unique(y)) == 2:
+                curves[f"{sl}/{ind}"] = (y, x.to_numpy())
+        draw_roc(ax, curves, legend_size=6)
         ax.set_title(f"split {split}", fontsize=9)
-        ax.legend(loc="lower right", fontsize=6)
     fig.suptitle(title or "ROC", fontsize=10)
     save(fig, *[p for p in (png, pdf) if p])
     return fig

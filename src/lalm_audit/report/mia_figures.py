@@ -13,28 +13,39 @@ from lalm_audit.evaluation import auc
 from lalm_audit.report.style import COLORS, new_figure
 
 
-def roc_figure(
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC", log_fpr: bool = True
-) -> Figure:
-    """ROC curves (members positive), one per name -> (labels, scores); log-scaled FPR shows the low-FPR regime."""
-    fig, ax = new_figure(5.2, 4.4)
+def draw_roc(
+    ax,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    log_fpr: bool = True,
+    legend_size: float = 7,
+) -> None:
+    """ROC curves on ``ax`` (members positive), one per name -> (labels, scores), with the chance line.
+
+    A log-scaled FPR axis (from 1e-3) shows the low-FPR regime that membership claims rest on.
+    """
+    floor = 1e-3
     for name, (y, s) in curves.items():
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(
-            np.maximum(fpr, 1e-4) if log_fpr else fpr,
-            tpr,
-            label=f"{name} (AUC {auc(y, s):.3f})",
-            drawstyle="steps-post",
-        )
-    grid = np.logspace(-4, 0, 50) if log_fpr else np.linspace(0, 1, 50)
+        ax.plot(np.maximum(fpr, floor) if log_fpr else fpr, tpr, drawstyle="steps-post",
+                label=f"{name} (AUC {auc(y, s):.3f})")  # fmt: skip
+    grid = np.logspace(np.log10(floor), 0, 60) if log_fpr else np.linspace(0, 1, 60)
     ax.plot(grid, grid, ls="--", color=COLORS["chance"], lw=1, label="chance")
     if log_fpr:
         ax.set_xscale("log")
-        ax.set_xlim(1e-3, 1)
+        ax.set_xlim(floor, 1)
+    ax.set_ylim(0, 1.01)
     ax.set_xlabel("False positive rate (non-members flagged)")
     ax.set_ylabel("True positive rate (members found)")
+    ax.legend(loc="lower right", fontsize=legend_size)
+
+
+def roc_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC", log_fpr: bool = True
+) -> Figure:
+    """One panel of ROC curves (see :func:`draw_roc`)."""
+    fig, ax = new_figure(5.2, 4.4)
+    draw_roc(ax, curves, log_fpr=log_fpr)
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=7)
     return fig
 
 
@@ -69,33 +80,6 @@ def disentanglement_figure(df: pd.DataFrame, title: str = "Modality disentanglem
         min(0.3, float(d["auc_lo"].min()) - 0.05), max(1.0, float(d["auc_hi"].max()) + 0.06)
     )
     ax.set_title(title)
-    return fig
-
-
-def correlation_figure(
-    blind_logit: np.ndarray,
-    score: np.ndarray,
-    labels: np.ndarray,
-    r: float,
-    indicator: str,
-    title: str = "",
-) -> Figure:
-    """Indicator score against the blind classifier's out-of-fold logit, coloured by membership."""
-    fig, ax = new_figure(5.0, 4.2)
-    for lab, name in ((1, "member"), (0, "nonmember")):
-        m = labels == lab
-        ax.scatter(
-            blind_logit[m],
-            score[m],
-            s=12,
-            alpha=0.7,
-            color=COLORS[name],
-            label=name.replace("nonmember", "non-member"),
-        )
-    ax.set_xlabel("Blind classifier out-of-fold logit (no model)")
-    ax.set_ylabel(f"MIA score: {indicator}")
-    ax.set_title(title or f"{indicator} vs blind logit (Pearson r = {r:.2f})")
-    ax.legend(fontsize=8)
     return fig
 
 
