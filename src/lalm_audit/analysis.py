@@ -11,8 +11,8 @@ modality carries it.
   original condition's on the same items (paired stratified bootstrap of the
   AUC difference), Holm-corrected across conditions.
 
-Both are pure functions of data frames; the workflow stages around them only
-read and write Parquet.
+The analyses are pure functions of data frames; the ``run_*`` stages around
+them only read and write Parquet.
 """
 
 from __future__ import annotations
