@@ -81,6 +81,48 @@ def test_hidden_state_path_equals_the_models_own_logits(adapter, wavs):
     torch.testing.assert_close(ours[mask], full[mask], rtol=1e-4, atol=1e-4)
 
 
+def test_generated_ids_are_scored_in_stage_1s_own_context(adapter, wavs):
+    gen = adapter.generate(wavs, PROMPT, max_new_tokens=6)
+    batch = adapter.encode_generated(wavs, PROMPT, gen)
+    stage1 = adapter.generation_inputs(wavs, PROMPT)  # left-padded
+    logits = adapter.logits_from_hidden(adapter.hidden_states(batch))
+    for b, ids in enumerate(gen):
+        sl = batch.slices[b]
+        assert batch.input_ids[b, sl["response"]].tolist() == ids
+        # everything before the response is the sequence stage 1 generated from
+        keep = stage1["attention_mask"][b].bool()
+        n = int(keep.sum())
+        assert batch.input_ids[b, :n].tolist() == stage1["input_ids"][b, keep].tolist()
+        assert sl["response"].tolist() == list(range(n, n + len(ids)))
+        assert tok_text(adapter, batch.input_ids[b, sl["prompt"]]) == PROMPT
+        # greedy decoding chose each generated token: it is the argmax of the teacher-forced
+        # pass at the position before it (up to near-ties of a random-weight model)
+        pred = logits[b, sl["response"] - 1]
+        chosen = pred.gather(-1, torch.tensor(ids)[:, None])[:, 0]
+        assert torch.all(chosen >= pred.max(-1).values - 1e-4)
+
+
+def test_ids_that_retokenize_differently_are_scored_as_they_are(adapter, wavs):
+    tok = adapter.tokenizer
+    text = "the old clock"
+    spelled = [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
+    assert tok.encode(text, add_special_tokens=False) != spelled
+    batch = adapter.encode_generated(wavs, PROMPT, [spelled, spelled[:3]])
+    assert batch.input_ids[0, batch.slices[0]["response"]].tolist() == spelled
+    assert batch.input_ids[1, batch.slices[1]["response"]].tolist() == spelled[:3]
+    assert batch.slices[1]["audio"].size > batch.slices[0]["audio"].size
+
+
+def test_a_generated_audio_placeholder_cannot_be_scored(adapter, wavs):
+    ph = sorted(adapter.audio_placeholder_ids())[0]
+    with pytest.raises(ValueError, match="audio placeholder id"):
+        adapter.encode_generated(wavs[:1], PROMPT, [[5, ph]])
+
+
+def tok_text(adapter, ids) -> str:
+    return adapter.tokenizer.decode(ids.tolist())
+
+
 def test_generate_is_greedy_deterministic_and_stops(adapter, wavs):
     a = adapter.generate(wavs, PROMPT, max_new_tokens=7)
     b = adapter.generate(wavs, PROMPT, max_new_tokens=7)
