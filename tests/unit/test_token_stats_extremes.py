@@ -108,3 +108,67 @@ def test_every_statistic_matches_float64_in_the_extreme_regimes(computed, expect
     assert computed[case][stat] == pytest.approx(expected[case][stat], rel=RTOL, abs=1e-12), (
         f"{case}: {stat}"
     )
+
+
+def error_table(fn=token_stats) -> str:
+    """Markdown table of |computed - float64| / |float64| per statistic and case (docs/numerics.md)."""
+    logits = torch.from_numpy(np.stack([c[0] for c in CASES.values()]))
+    got = fn(logits, torch.tensor([c[1] for c in CASES.values()]))
+    lines = ["| statistic | " + " | ".join(CASES) + " |", "|---" * (len(CASES) + 1) + "|"]
+    for k in STAT_NAMES:
+        cells = []
+        for i, (z, y) in enumerate(CASES.values()):
+            want = reference(z, y)[k]
+            cells.append(f"{abs(float(got[k][i]) - want) / abs(want):.1e}")
+        lines.append(f"| `{k}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def vlmia_style(z32: np.ndarray, target: int) -> dict[str, float]:
+    """VL-MIA's formulas (``metric_util.get_meta_metrics``, as published) in float64 on the
+    same logits: probabilities clamped to [1e-10, 1 - 1e-10] inside the power sums and the
+    modified entropies. For docs/numerics.md's comparison only; never an expected value."""
+    z = z32.astype(np.float64)
+    ls = z - z.max()
+    ls = ls - np.log(np.exp(ls).sum())
+    p = np.exp(ls)
+    q = np.clip(p, EPS, 1 - EPS)
+    y = target if target >= 0 else int(np.argmax(z))
+    qy, rem = q[y], np.delete(q, y)
+    return {
+        "renyi_05": 2.0 * np.log(np.sum(q**0.5)),
+        "renyi_2": -np.log(np.sum(q**2)),
+        "mod_entropy": -(1 - qy) * np.log(qy) - np.sum(p * np.log(1 - q)) + qy * np.log(1 - qy),
+        "mod_renyi_05": -2.0
+        * ((1 - qy) * qy**0.5 - (1 - qy) + np.sum(rem * (1 - rem) ** 0.5) - rem.sum()),
+        "mod_renyi_2": -((1 - qy) * qy - (1 - qy) + np.sum(rem * (1 - rem)) - rem.sum()),
+    }
+
+
+def vlmia_table() -> str:
+    """Markdown table: VL-MIA's clamped values next to the exact ones (float64 both)."""
+    cols = list(vlmia_style(*next(iter(CASES.values()))))
+    lines = ["| case | " + " | ".join(f"`{c}` exact / VL-MIA" for c in cols) + " |"]
+    lines.append("|---" * (len(cols) + 1) + "|")
+    for name, (z, y) in CASES.items():
+        ref, vl = reference(z, y), vlmia_style(z, y)
+        lines.append(
+            f"| {name} | " + " | ".join(f"{ref[c]:.4g} / {vl[c]:.4g}" for c in cols) + " |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # python -m tests.unit.test_token_stats_extremes [path/to/another/stats.py]
+    import importlib.util
+    import sys
+
+    fn = token_stats
+    if len(sys.argv) > 1:
+        spec = importlib.util.spec_from_file_location("other_stats", sys.argv[1])
+        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        fn = mod.token_stats
+    print(error_table(fn))
+    print()
+    print(vlmia_table())
