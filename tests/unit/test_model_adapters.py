@@ -302,3 +302,32 @@ def test_voxtral_without_mistral_common_says_how_to_install(monkeypatch, tmp_pat
     spec = ModelConfig(family="voxtral", path_or_hub_id=str(tmp_path), device="cpu")
     with pytest.raises(LalmAuditError, match=r"pip install 'lalm-audit\[voxtral\]'"):
         load_model("vox", spec)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forward_generation_and_scoring_run_in_bf16(family, wavs):
+    """bf16 is how 7B models run on a GPU; a dtype mismatch between the audio features, the
+    encoder and the LM (as transformers once had for Audio Flamingo 3) must fail here, on CPU."""
+    import copy
+
+    from lalm_audit.scoring.pipeline import score_batch
+
+    model, proc = tiny_model(family)
+    ref = ADAPTERS[family](model, proc)
+    bf = ADAPTERS[family](copy.deepcopy(model).to(torch.bfloat16), proc)
+    gen = bf.generate(wavs, PROMPT, max_new_tokens=5)
+    assert len(gen) == 2 and all(len(g) <= 5 for g in gen)
+    batch = bf.encode_generated(wavs, PROMPT, gen)
+    hidden = bf.hidden_states(batch)
+    assert hidden.dtype == torch.bfloat16  # the model really ran in bf16
+    assert bf.logits_from_hidden(hidden).dtype == torch.float32
+    ids = [np.asarray(g) for g in gen]
+    got = score_batch(bf, wavs, PROMPT, ids)
+    want = score_batch(ref, wavs, PROMPT, ids)
+    for g, w in zip(got, want, strict=True):
+        for name in ("audio", "prompt", "response"):
+            assert g[name]["token_ids"].size == w[name]["token_ids"].size
+            for k in ("logp", "renyi_1", "mink_sigma"):
+                assert g[name][k].dtype == np.float32 and np.isfinite(g[name][k]).all()
+        # the same weights rounded to bf16: log-probabilities within bf16's few digits
+        np.testing.assert_allclose(g["response"]["logp"], w["response"]["logp"], atol=0.1)
