@@ -124,6 +124,20 @@ def test_block_size_does_not_change_values(fixed_logits):
         assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6), k
 
 
+def test_cpu_blocks_hold_about_150k_logits_whatever_the_vocabulary():
+    from lalm_audit.scoring.stats import cpu_block
+
+    assert cpu_block(151_936) == 2  # never fewer than 2 rows
+    assert cpu_block(768) == 195  # a small vocabulary: many rows per call
+    rng = np.random.default_rng(1)
+    logits = torch.from_numpy((rng.normal(size=(500, 768)) * 3).astype(np.float32))
+    targets = torch.from_numpy(rng.integers(0, 768, size=500))
+    a = token_stats(logits, targets)  # default: blocks of 195 rows
+    b = token_stats(logits, targets, block=1)
+    for k in a:
+        assert torch.allclose(a[k].double(), b[k].double(), rtol=1e-6, atol=1e-6), k
+
+
 def test_bf16_logits_are_computed_in_fp32(fixed_logits):
     logits, targets = fixed_logits
     got = token_stats(torch.from_numpy(logits).bfloat16(), torch.from_numpy(targets))
