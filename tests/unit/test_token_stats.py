@@ -165,3 +165,30 @@ def test_a_minus_inf_logit_is_a_zero_probability_not_a_nan():
         assert float(got[k][0]) == pytest.approx(float(ref[k][0]), rel=1e-6, abs=1e-7), k
     # the impossible target ranks below every possible one
     assert float(got["logp"][1]) < -1e29
+
+
+def test_target_based_indicators_rank_improbable_targets_apart():
+    """Two items alike but for one target 30 vs 60 nats below the top: every target-based
+    indicator that reads that position must score the 60-nat item lower (a clamp of
+    log p at log 1e-10 = -23.03 tied them)."""
+    import pandas as pd
+
+    from lalm_audit.indicators import build_indicators, compute_scores
+
+    rows = []
+    for item, drop in (("a", 30.0), ("b", 60.0)):
+        logits = torch.zeros(4, 64)
+        logits[:, 0] = 5.0
+        logits[2, 9] = 5.0 - drop  # position 2's target
+        st = token_stats(logits, torch.tensor([0, 0, 9, 0]))
+        rows.append({"item_id": item, "slice": "response", "n_tokens": 4,
+                     "token_ids": st["token_ids"].tolist(), "text": "abcd",
+                     **{k: st[k].numpy().tolist() for k in STAT_NAMES}})  # fmt: skip
+    inds = build_indicators(k_grid=(0, 50, 100))
+    scores = compute_scores(pd.DataFrame(rows), inds, slices=["response"])
+    s = scores.pivot(index="indicator", columns="item_id", values="score")
+    reads_it = ["loss", "zlib", "min_k_0", "min_k_50", "min_k_100", "min_k_pp_0", "mod_entropy"]
+    diff = (s["a"] - s["b"]).loc[reads_it]
+    # 30 more nats at one of 4 positions: 7.5 in the mean log-likelihood, 30 in the single
+    # lowest, 7.5 / 12 zlib bytes = 0.62 for zlib; a clamp made every one of these 0
+    assert (diff > 0.5).all(), diff.to_dict()
