@@ -817,6 +817,8 @@ def summary_markdown(
     m = res.metrics
     blind = m[m["control"] == BLIND]
     perm = m[m["control"] == PERMUTATION]
+    from lalm_audit.report.tables import tpr_cell
+
     pct = f"{evaluation.confidence:.0%}"
     first = blind.iloc[0]
     tpr_col = (
@@ -844,7 +846,7 @@ def summary_markdown(
         star = " (reported)" if r["stronger"] else ""
         lines.append(
             f"| {r['group']} | {r['classifier']}{star} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | "
-            f"{r[tpr_col]:.3f} | {ctl} | {r['n_failed']} |"
+            f"{tpr_cell(r, 0.01 if tpr_col == ev.tpr_column(0.01) else evaluation.fpr_targets[0])} | {ctl} | {r['n_failed']} |"
         )
     strong = blind[blind["stronger"]]
     shifted = strong[strong["auc_lo"] > 0.5]
