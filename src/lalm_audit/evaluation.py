@@ -208,11 +208,20 @@ class StratifiedResamples:
         neg_sorted = neg[order]
         below = np.searchsorted(neg_sorted, pos, side="left")
         upto = np.searchsorted(neg_sorted, pos, side="right")
-        cum = np.zeros((neg.size + 1, self.n_resamples), dtype=self.w_neg.dtype)
-        np.cumsum(self.w_neg[order], axis=0, dtype=cum.dtype, out=cum[1:])
+        # cum[k, b]: resample b's count of the k lowest non-members. A row loop, because numpy's
+        # cumsum along axis 0 walks each column with a stride (6x slower here), and it reads the
+        # rows in score order without materializing the reordered matrix.
+        cum = np.empty((neg.size + 1, self.n_resamples), dtype=self.w_neg.dtype)
+        cum[0] = 0
+        for k, j in enumerate(order):
+            np.add(cum[k], self.w_neg[j], out=cum[k + 1])
         # twice (negatives below + half the tied ones) per member and resample
-        twice = np.add(cum[below], cum[upto], dtype=np.int32)
-        twice_u = np.einsum("ib,ib->b", twice, self.w_pos, dtype=np.int64)
+        if np.array_equal(below, upto):  # no member ties a non-member
+            twice = np.multiply(cum[below], 2, dtype=np.int32)
+        else:
+            twice = np.add(cum[below], cum[upto], dtype=np.int32)
+        twice *= self.w_pos
+        twice_u = twice.sum(axis=0, dtype=np.int64)
         # U / (n1 n0) as scipy's U statistic is divided, so the CIs are bit-identical to the former
         # scipy.stats.bootstrap path (same seed, same draws: it also draws integers per class in turn)
         return (twice_u / 2) / (pos.size * neg.size)
