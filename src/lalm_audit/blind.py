@@ -814,11 +814,11 @@ def summary_markdown(
     dataset: str, res: BlindResult, evaluation: EvaluationConfig, *, seed: int
 ) -> str:
     """A short Markdown report: AUC table, permutation control, verdict, and what separates the classes."""
+    from lalm_audit.report.tables import tpr_cell
+
     m = res.metrics
     blind = m[m["control"] == BLIND]
     perm = m[m["control"] == PERMUTATION]
-    from lalm_audit.report.tables import tpr_cell
-
     pct = f"{evaluation.confidence:.0%}"
     first = blind.iloc[0]
     tpr_col = (
@@ -826,6 +826,7 @@ def summary_markdown(
         if ev.tpr_column(0.01) in m.columns
         else ev.tpr_column(evaluation.fpr_targets[0])
     )
+    tpr_fpr = 0.01 if tpr_col == ev.tpr_column(0.01) else evaluation.fpr_targets[0]
     lines = [
         f"# Blind baseline: {dataset}",
         "",
@@ -846,7 +847,7 @@ def summary_markdown(
         star = " (reported)" if r["stronger"] else ""
         lines.append(
             f"| {r['group']} | {r['classifier']}{star} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | "
-            f"{tpr_cell(r, 0.01 if tpr_col == ev.tpr_column(0.01) else evaluation.fpr_targets[0])} | {ctl} | {r['n_failed']} |"
+            f"{tpr_cell(r, tpr_fpr)} | {ctl} | {r['n_failed']} |"
         )
     strong = blind[blind["stronger"]]
     shifted = strong[strong["auc_lo"] > 0.5]

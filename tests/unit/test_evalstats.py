@@ -267,3 +267,23 @@ def test_clopper_pearson_matches_scipys_root_search():
     for k, n in ((0, 20), (1, 20), (7, 20), (20, 20), (3, 1000), (500, 1000)):
         ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="exact")
         assert ev.clopper_pearson(k, n, 0.9) == pytest.approx((ref.low, ref.high), abs=1e-9)
+
+
+def test_blind_summary_prints_na_for_an_unresolvable_tpr():
+    from lalm_audit.blind import BlindResult, control_summary, summary_markdown
+    from lalm_audit.config import EvaluationConfig
+
+    rng = np.random.default_rng(9)
+    y = np.r_[np.ones(50), np.zeros(50)].astype(int)  # 50 non-members: FPR 1% needs 100
+    e = ev.evaluate(y, rng.normal(size=100) + y, n_resamples=200)
+    shuffles = [ev.evaluate(rng.permutation(y), rng.normal(size=100), n_resamples=200) for _ in range(3)]
+    ctl = control_summary(shuffles)
+    base = {"dataset": "d", "group": "combined", "classifier": "logistic", "stronger": True, "n_failed": 0,
+            "n_features": 3, "folds": 5, "shuffles": 3}  # fmt: skip
+    metrics = pd.DataFrame([{**base, "control": "blind", **e.as_row()}, {**base, "control": "permutation",
+                            **ctl.as_row()}])  # fmt: skip
+    empty = pd.DataFrame({"group": pd.Series(dtype=str), "classifier": pd.Series(dtype=str)})
+    md = summary_markdown("d", BlindResult(pd.DataFrame(), metrics, empty), EvaluationConfig(), seed=0)
+    assert "n/a (needs >= 100 non-members)" in md and "nan" not in md.lower()
+    # the control's TPRs are means over shuffles: NaN where no shuffle could resolve the FPR
+    assert np.isnan(ctl.tpr[0.01]) and ctl.tpr[0.05] == pytest.approx(np.mean([x.tpr[0.05] for x in shuffles]))
