@@ -5,7 +5,8 @@ per item x slice x indicator) and the items' labels; a *split* is a named
 subset of items (``full``; the clean splits of the blind-baseline stage). No
 model runs here.
 
-- Every (slice, indicator) is evaluated with :func:`lalm_audit.evaluation.evaluate`.
+- Every (slice, indicator) is evaluated with :func:`lalm_audit.evaluation.evaluate`, the scores of
+  the same items sharing one set of bootstrap draws.
 - The aggregated attack is a logistic regression over all indicators
   (imputation and standardization fit inside each training fold), stratified
   K-fold CV, re-run within each split; its out-of-fold membership probability
