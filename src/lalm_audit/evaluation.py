@@ -229,10 +229,14 @@ class StratifiedResamples:
 
 def _multiplicities(rng: np.random.Generator, n_resamples: int, n: int, dtype: Any) -> np.ndarray:
     """(n, n_resamples) counts of each of n items among n draws with replacement, one column per resample."""
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    flat = (idx + n * np.arange(n_resamples)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n)
-    return np.ascontiguousarray(counts.T, dtype=dtype)
+    idx = rng.integers(0, n, size=(n_resamples, n))  # one call: the draws scipy.stats.bootstrap makes
+    counts = np.empty((n_resamples, n), dtype=dtype)
+    step = max(1, 2**22 // n)  # resamples counted at a time: bounds the int64 temporaries to ~32 MB
+    for b0 in range(0, n_resamples, step):
+        rows = idx[b0 : b0 + step]
+        flat = (rows + n * np.arange(rows.shape[0])[:, None]).ravel()
+        counts[b0 : b0 + rows.shape[0]] = np.bincount(flat, minlength=rows.size).reshape(rows.shape)
+    return np.ascontiguousarray(counts.T)
 
 
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
