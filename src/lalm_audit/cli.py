@@ -44,7 +44,9 @@ def command(
             )
         p.add_argument("-j", "--workers", type=int, default=1, help="parallel workers / threads")
         # Also accepted after the command; SUPPRESS keeps the top-level value when absent.
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         args(p)
 
     def deco(fn: Handler) -> Handler:

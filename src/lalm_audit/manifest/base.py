@@ -116,7 +116,9 @@ def bad_encoding(value: Any, what: str) -> str | None:
         pos = _surrogate_at(value)
         if pos is None:
             return None
-        return f"{what} is not valid UTF-8 (byte 0x{ord(value[pos]) - 0xDC00:02x} at position {pos})"
+        return (
+            f"{what} is not valid UTF-8 (byte 0x{ord(value[pos]) - 0xDC00:02x} at position {pos})"
+        )
     if isinstance(value, dict):
         for k, v in value.items():
             err = bad_encoding(k, f"a key of {what}") or bad_encoding(v, f"{what}.{k}")
@@ -128,6 +130,11 @@ def bad_encoding(value: Any, what: str) -> str | None:
             if err:
                 return err
     return None
+
+
+def arrow_reason(exc: Exception) -> str:
+    """Arrow's reason for a failed read, without the '<Buffer>' it names instead of the file."""
+    return str(exc).replace("Could not open Parquet input source '<Buffer>': ", "").strip()
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

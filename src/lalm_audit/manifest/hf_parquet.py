@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from lalm_audit.config import HFParquetDataset
 from lalm_audit.errors import DatasetError
-from lalm_audit.manifest.base import Candidate, LoadResult, decode_text, display_path
+from lalm_audit.manifest.base import Candidate, LoadResult, arrow_reason, decode_text, display_path
 from lalm_audit.manifest.table import _as_id
 
 
@@ -38,9 +38,8 @@ def load_hf_parquet(name: str, cfg: HFParquetDataset) -> LoadResult:
             except (pa.ArrowException, OSError) as exc:
                 raise DatasetError(
                     name,
-                    f"shard {display_path(shard)} of split {split!r} is not a readable Parquet file ({exc})",
-                    "re-download or rewrite the shard, or drop it from "
-                    f"datasets.{name}.files",
+                    f"shard {display_path(shard)} of split {split!r} is not a readable Parquet file ({arrow_reason(exc)})",
+                    f"re-download or rewrite the shard, or drop it from datasets.{name}.files",
                 ) from None
             mapped = {k: v for k, v in cols.model_dump().items() if v is not None}
             absent = {k: v for k, v in mapped.items() if v not in table.column_names}

@@ -22,7 +22,14 @@ import pyarrow as pa
 
 from lalm_audit.config import TableDataset
 from lalm_audit.errors import DatasetError
-from lalm_audit.manifest.base import Candidate, LoadResult, Rejection, decode_text, display_path
+from lalm_audit.manifest.base import (
+    Candidate,
+    LoadResult,
+    Rejection,
+    arrow_reason,
+    decode_text,
+    display_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +101,10 @@ def _read_delimited(
                         ) from None
                     bad.append(
                         Rejection(
-                            f"{cfg.path}:{line}", None, "bad_row", f"line {line} cannot be parsed ({exc})"
+                            f"{cfg.path}:{line}",
+                            None,
+                            "bad_row",
+                            f"line {line} cannot be parsed ({exc})",
                         )
                     )
                     continue
@@ -187,7 +197,7 @@ def _read(name: str, cfg: TableDataset) -> tuple[pd.DataFrame, list[Rejection]]:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetError(
             name,
-            f"table {cfg.path!r} is not a readable Parquet file ({exc})",
+            f"table {cfg.path!r} is not a readable Parquet file ({arrow_reason(exc)})",
             f"rewrite it (e.g. pandas.DataFrame.to_parquet) or set datasets.{name}.format",
         ) from None
     df.index = df.index + 1
