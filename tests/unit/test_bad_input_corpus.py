@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -811,3 +813,31 @@ def test_cli_shows_a_traceback_only_with_debug(tmp_path, capsys, monkeypatch):
         cli.main(["--debug", "check-config"])
     with pytest.raises(KeyError):
         cli.main(["check-config", "--debug"])
+
+
+JOB = """
+import sys, types
+from lalm_audit.errors import DatasetError
+from lalm_audit.workflow import start_job
+cfg = {"datasets": {"d": {"loader": "table", "path": "x.csv"}}}
+start_job(types.SimpleNamespace(log=[sys.argv[1]], threads=1, config=cfg))
+if sys.argv[2] == "input":
+    raise DatasetError("d", "the table is unreadable", "rewrite it")
+raise ZeroDivisionError("a bug")
+"""
+
+
+def test_a_failed_job_writes_its_error_to_the_job_log(tmp_path):
+    log = tmp_path / "job.log"
+    res = subprocess.run(
+        [sys.executable, "-c", JOB, str(log), "input"], capture_output=True, text=True
+    )
+    assert res.returncode == 1
+    assert "dataset 'd': the table is unreadable. Fix: rewrite it" in log.read_text()
+    assert "Traceback" not in res.stderr and "Traceback" not in log.read_text()
+    # a bug (not bad input) keeps its traceback, in the log too
+    res = subprocess.run(
+        [sys.executable, "-c", JOB, str(log), "bug"], capture_output=True, text=True
+    )
+    assert res.returncode == 1
+    assert "Traceback" in log.read_text() and "ZeroDivisionError: a bug" in log.read_text()
