@@ -343,6 +343,12 @@ def test_jsonl_corpus(in_tmp, caplog):
         "bad_field_encoding",
         "nested_bytes",
     )
+    add(
+        b'{"id": "bad_key", "path": "' + files["g0"].encode() + b'", "text": "ok", '
+        b'"label": 0, "speaker": "s", "info": "x", "caf\xe9": 1}',
+        "bad_field_encoding",
+        "bad_key",
+    )
     add(b"{not json", "bad_row")
     add(b"[1, 2, 3]", "bad_row")
     add(b'"just a string"', "bad_row")
@@ -690,6 +696,10 @@ def _good_csv(root: Path, header: str, row: str, n: int = 4) -> Path:
             ["absent.csv", "does not exist", "datasets.mine.path"],
         ),
         (
+            lambda r: _table_cfg(_put(r / "t.csv", b"id,caf\xe9,text\n1,a,b\n")),
+            ["header of", "column name 'caf\\xe9' is not valid UTF-8", "CSV UTF-8"],
+        ),
+        (
             lambda r: _table_cfg(_put(r / "t.xlsx", b"PK")),
             ["t.xlsx", "cannot tell the format", "datasets.mine.format"],
         ),
@@ -732,6 +742,7 @@ def _good_csv(root: Path, header: str, row: str, n: int = 4) -> Path:
         "empty_csv",
         "repeated_columns",
         "missing_table",
+        "latin1_header",
         "unknown_extension",
         "mapping_points_nowhere",
         "no_label_no_split",

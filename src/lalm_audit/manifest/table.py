@@ -27,6 +27,7 @@ from lalm_audit.manifest.base import (
     LoadResult,
     Rejection,
     arrow_reason,
+    bad_encoding,
     decode_text,
     display_path,
 )
@@ -114,6 +115,14 @@ def _read_delimited(
                     if not row or not any(v.strip() for v in row):
                         continue  # blank lines before the header
                     header = [v.strip() for v in row]
+                    for col in header:
+                        err = bad_encoding(col, f"column name '{_printable(col)}'")
+                        if err:
+                            raise DatasetError(
+                                name,
+                                f"the header of {cfg.path!r}: {err}",
+                                "save the table as UTF-8 (in a spreadsheet: 'CSV UTF-8')",
+                            )
                     dups = sorted(k for k, n in Counter(header).items() if n > 1)
                     if dups:
                         raise DatasetError(
@@ -256,6 +265,7 @@ def load_table(name: str, cfg: TableDataset) -> LoadResult:
                 f"metadata_columns {missing} are not in table {cfg.path!r} (columns: {columns})",
                 f"fix datasets.{name}.metadata_columns",
             )
+    bad_keys = {c for c in meta_cols if bad_encoding(str(c), "a column name")}
     root = Path(cfg.audio_root) if cfg.audio_root else Path(cfg.path).parent
     stem = Path(cfg.path).stem
     out: list[Candidate] = []
@@ -283,10 +293,20 @@ def load_table(name: str, cfg: TableDataset) -> LoadResult:
                 label_raw=_blank_to_none(cell(row, "label")),
                 has_label=cols["label"] is not None,
                 source_split=_as_id(cell(row, "source_split")),
-                meta={c: row[c] for c in meta_cols},
+                # A key with bad bytes (a JSONL field name) is carried only where it holds a
+                # value, so validation rejects those rows and no column is named with it.
+                meta={
+                    c: row[c]
+                    for c in meta_cols
+                    if c not in bad_keys or _blank_to_none(row[c]) is not None
+                },
             )
         )
     return LoadResult(out, rejected)
+
+
+def _printable(s: str) -> str:
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _blank_to_none(v: Any) -> Any:

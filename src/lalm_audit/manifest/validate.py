@@ -277,6 +277,10 @@ def _field_encoding_error(c: Candidate) -> str | None:
         err = bad_encoding(value, what)
         if err:
             return err
+    for k in c.meta:
+        err = bad_encoding(str(k), "a metadata field name")
+        if err:
+            return err
     return None
 
 
