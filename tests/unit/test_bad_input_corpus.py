@@ -420,18 +420,34 @@ def test_parquet_table_corpus(in_tmp):
             "offset": None,
         },
     ]
+    base = {"path": files["g0"], "label": 0, "speaker": b"s", "offset": 0.0}
+    rows += [
+        {**base, "id": "text_latin1", "text": b"caf\xe9"},
+        {**base, "id": "note_latin1", "text": "ok", "note": b"\xe9t\xe9"},
+    ]
+    for r in rows:
+        r["text"] = r["text"].encode() if isinstance(r["text"], str) else r["text"]
+        r.setdefault("note", b"fine")
     schema = pa.schema(
         [
             ("id", pa.string()),
             ("path", pa.string()),
-            ("text", pa.string()),
+            ("text", pa.binary()),
             ("label", pa.int64()),
             ("speaker", pa.binary()),
             ("offset", pa.float64()),
+            ("note", pa.binary()),
         ]
     )
+    t = pa.Table.from_pylist(rows, schema=schema)
+    # String columns holding bytes that are not UTF-8, as writers other than Arrow produce
+    # them (Arrow itself refuses to convert such a column to Python or pandas).
+    for name in ("text", "note"):
+        i = t.column_names.index(name)
+        t = t.set_column(i, name, pa.chunked_array([c.view(pa.string()) for c in t[name].chunks]))
+    assert t.schema.field("note").type == pa.string()
     table = in_tmp / "items.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), table)
+    pq.write_table(t, table)
     cfg = {
         "audio": AUDIO,
         "datasets": {
@@ -448,9 +464,16 @@ def test_parquet_table_corpus(in_tmp):
         res,
         len(rows),
         {f"g{i}" for i in range(2 * N_GOOD)} | {"lying"},
-        {"spk_bin": "bad_field_encoding", "text_null": "empty_text", "label_null": "bad_label"},
+        {
+            "spk_bin": "bad_field_encoding",
+            "text_null": "empty_text",
+            "label_null": "bad_label",
+            "text_latin1": "bad_text_encoding",
+            "note_latin1": "bad_field_encoding",
+        },
     )
     assert res.kept.set_index("item_id").loc["g3", "speaker_id"] == "s3"
+    assert set(res.kept["meta_note"]) == {"fine"}
     write_and_read(cfg, "p", in_tmp / "out")
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 #: Every rejection reason code, with the fix a user should apply.
 REASONS: dict[str, str] = {
     "bad_row": "the row cannot be parsed (malformed JSON or CSV); fix the row in the source table",
@@ -130,6 +132,40 @@ def bad_encoding(value: Any, what: str) -> str | None:
             if err:
                 return err
     return None
+
+
+def _invalid_string_columns(table: pa.Table) -> list[str]:
+    """String columns holding bytes that are not UTF-8 (writers other than Arrow allow them)."""
+    bad = []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            try:
+                col.validate(full=True)
+            except pa.ArrowInvalid:
+                bad.append(name)
+    return bad
+
+
+def arrow_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts; a string column with non-UTF-8 bytes gives surrogate-escaped strings.
+
+    Converting such a column directly raises for the whole table; read as bytes and
+    decoded cell by cell, only the rows holding bad bytes are rejected (by validation).
+    """
+    bad = _invalid_string_columns(table)
+    for name in bad:
+        i = table.column_names.index(name)
+        binary = (
+            pa.binary() if pa.types.is_string(table.schema.field(i).type) else pa.large_binary()
+        )
+        col = pa.chunked_array([c.view(binary) for c in table.column(i).chunks], type=binary)
+        table = table.set_column(i, name, col)
+    rows = table.to_pylist()
+    for row in rows:
+        for name in bad:
+            if isinstance(row[name], bytes):
+                row[name] = row[name].decode("utf-8", errors="surrogateescape")
+    return rows
 
 
 def arrow_reason(exc: Exception) -> str:

@@ -14,7 +14,14 @@ import pyarrow.parquet as pq
 
 from lalm_audit.config import HFParquetDataset
 from lalm_audit.errors import DatasetError
-from lalm_audit.manifest.base import Candidate, LoadResult, arrow_reason, decode_text, display_path
+from lalm_audit.manifest.base import (
+    Candidate,
+    LoadResult,
+    arrow_reason,
+    arrow_records,
+    decode_text,
+    display_path,
+)
 from lalm_audit.manifest.table import _as_id
 
 
@@ -56,7 +63,7 @@ def load_hf_parquet(name: str, cfg: HFParquetDataset) -> LoadResult:
             else:
                 meta_cols = [c for c in cfg.metadata_columns if c in table.column_names]
             shard_dir = Path(shard).parent
-            for i, row in enumerate(table.to_pylist()):
+            for i, row in enumerate(arrow_records(table)):
                 audio = row[cols.audio] or {}
                 if not isinstance(audio, dict):
                     audio = {

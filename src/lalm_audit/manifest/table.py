@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lalm_audit.config import TableDataset
 from lalm_audit.errors import DatasetError
@@ -27,6 +28,7 @@ from lalm_audit.manifest.base import (
     LoadResult,
     Rejection,
     arrow_reason,
+    arrow_records,
     bad_encoding,
     decode_text,
     display_path,
@@ -202,13 +204,15 @@ def _read(name: str, cfg: TableDataset) -> tuple[pd.DataFrame, list[Rejection]]:
     if fmt == "jsonl":
         return _read_jsonl(cfg, path)
     try:
-        df = pd.read_parquet(path)
+        table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetError(
             name,
             f"table {cfg.path!r} is not a readable Parquet file ({arrow_reason(exc)})",
             f"rewrite it (e.g. pandas.DataFrame.to_parquet) or set datasets.{name}.format",
         ) from None
+    records = arrow_records(table)
+    df = pd.DataFrame(records, columns=table.column_names, dtype=object)
     df.index = df.index + 1
     return df, []
 
