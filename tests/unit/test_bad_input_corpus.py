@@ -875,3 +875,13 @@ def test_a_failed_job_writes_its_error_to_the_job_log(tmp_path):
     )
     assert res.returncode == 1
     assert "Traceback" in log.read_text() and "ZeroDivisionError: a bug" in log.read_text()
+
+
+def test_train_pool_rows_without_a_label_are_training_items(in_tmp):
+    table = _good_csv(in_tmp, "path,text,label", "c{i}.wav,words {i},")
+    cfg = _table_cfg(table, columns={"audio": "path"}, role="train_pool", min_items_per_class=1)
+    res = build_manifest(parse_config(cfg), "mine")
+    assert res.summary["kept"] == 4 and set(res.kept["label"]) == {1}
+    # in an audit dataset the same empty cells are bad labels, not silently members
+    with pytest.raises(DatasetError, match="bad_label: 4"):
+        build_manifest(parse_config(_table_cfg(table, columns={"audio": "path"})), "mine")

@@ -149,12 +149,12 @@ def validate_candidates(
             )
             continue
         seen[c.item_id] = c.source
-        if c.has_label:
+        empty = c.label_raw is None or (
+            isinstance(c.label_raw, float) and c.label_raw != c.label_raw
+        )
+        if c.has_label and not (empty and cfg.role == "train_pool"):
             label = parse_label(c.label_raw)
             if label is None:
-                empty = c.label_raw is None or (
-                    isinstance(c.label_raw, float) and c.label_raw != c.label_raw
-                )
                 rejected.append(
                     Rejection(
                         c.source,
