@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+import yaml
 
 from lalm_audit import cli
 from lalm_audit.config import load_config, parse_config
@@ -885,3 +886,19 @@ def test_train_pool_rows_without_a_label_are_training_items(in_tmp):
     # in an audit dataset the same empty cells are bad labels, not silently members
     with pytest.raises(DatasetError, match="bad_label: 4"):
         build_manifest(parse_config(_table_cfg(table, columns={"audio": "path"})), "mine")
+
+
+def test_check_config_reads_the_tables_it_names(in_tmp, capsys):
+    table = _good_csv(in_tmp, "path,text,label", "c{i}.wav,words,{label}")
+    good = in_tmp / "good.yaml"
+    good.write_text(yaml.safe_dump(_table_cfg(table, columns={"audio": "path"})))
+    assert cli.main(["check-config", "-c", str(good)]) == 0
+    assert "dataset 'mine': 4 rows read" in capsys.readouterr().err
+    # the first-hour mistake: the default audio column name is not the table's
+    bad = in_tmp / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_table_cfg(table)))
+    assert cli.main(["check-config", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "audio -> 'audio_path'" in err and "datasets.mine.columns" in err
+    assert "Traceback" not in err
+    assert cli.main(["check-config", "--no-data", "-c", str(bad)]) == 0
