@@ -902,3 +902,43 @@ def test_check_config_reads_the_tables_it_names(in_tmp, capsys):
     assert "audio -> 'audio_path'" in err and "datasets.mine.columns" in err
     assert "Traceback" not in err
     assert cli.main(["check-config", "--no-data", "-c", str(bad)]) == 0
+
+
+def test_hf_shard_string_column_with_non_utf8_bytes(in_tmp):
+    blob = write(in_tmp / "src.wav", sine(dur=0.5)).read_bytes()
+    texts = [b"one", b"two", b"caf\xe9", b"three"]
+    ids = [b"a0", b"a1", b"a2", b"a\xff3"]
+
+    def shard(path: Path, texts, ids) -> None:
+        t = pa.table(
+            {
+                "audio": pa.array([{"bytes": blob, "path": None}] * len(ids), HF_AUDIO),
+                "text": pa.array(texts, pa.binary()).view(pa.string()),
+                "id": pa.array(ids, pa.binary()).view(pa.string()),
+            }
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, path)
+
+    shard(in_tmp / "d" / "train-0.parquet", texts, ids)
+    shard(in_tmp / "d" / "test-0.parquet", [b"x", b"y"], [b"b0", b"b1"])
+    cfg = {
+        "datasets": {
+            "hf": {
+                "loader": "hf_parquet",
+                "member_splits": ["train"],
+                "nonmember_splits": ["test"],
+                "files": {"train": "d/train-*.parquet", "test": "d/test-*.parquet"},
+                "columns": {"speaker_id": None},
+                "min_items_per_class": 2,
+            }
+        }
+    }
+    res = build_manifest(parse_config(cfg), "hf")
+    check(
+        res,
+        6,
+        {"a0", "a1", "b0", "b1"},
+        {"a2": "bad_text_encoding", "a\\xff3": "bad_field_encoding"},
+    )
+    write_and_read(cfg, "hf", in_tmp / "out")
