@@ -942,3 +942,27 @@ def test_hf_shard_string_column_with_non_utf8_bytes(in_tmp):
         {"a2": "bad_text_encoding", "a\\xff3": "bad_field_encoding"},
     )
     write_and_read(cfg, "hf", in_tmp / "out")
+
+
+def test_csv_quotes_never_merge_rows_silently(in_tmp):
+    for i in range(4):
+        write(in_tmp / f"c{i}.wav", sine(220, dur=0.3))
+    lines = [
+        "path,text,label",
+        'c0.wav,"a ""quoted"" word",1',
+        'c1.wav,"two\nlines",0',  # a quoted cell may hold a line break: one item
+        'c2.wav,"closed"then more,1',  # text after a closing quote: that row only
+        "c3.wav,fine,0",
+    ]
+    table = in_tmp / "t.csv"
+    table.write_text("\n".join(lines) + "\n")
+    cfg = _table_cfg(table, columns={"audio": "path"}, min_items_per_class=1)
+    res = build_manifest(parse_config(cfg), "mine")
+    check(res, 4, {"t-2", "t-3", "t-6"}, {}, by_source={f"{table}:5": "bad_row"})
+    k = res.kept.set_index("item_id")
+    assert k.loc["t-2", "text"] == 'a "quoted" word' and k.loc["t-3", "text"] == "two\nlines"
+    # an unclosed quote would swallow every later line into one cell: a dataset error
+    table.write_text("\n".join([*lines[:2], 'c1.wav,"never closed,0', *lines[4:]]) + "\n")
+    with pytest.raises(DatasetError) as exc:
+        build_manifest(parse_config(cfg), "mine")
+    assert "line 3 of" in str(exc.value) and "never closed, so lines 3-4" in str(exc.value)

@@ -87,17 +87,28 @@ def _read_delimited(
         # Bytes that are not UTF-8 survive as surrogates so that only the rows holding them are rejected.
         with open(path, encoding=encoding, errors="surrogateescape", newline="") as fh:
             if fmt == "csv":
-                reader = csv.reader(fh)
+                # strict: a malformed quote is an error (a bad row), never silently merged text
+                reader = csv.reader(fh, strict=True)
             else:
                 reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
             header: list[str] | None = None
             while True:
+                start = reader.line_num + 1
                 try:
                     row = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    line = reader.line_num
+                    line = start
+                    if "unexpected end of data" in str(exc):
+                        # An unclosed quote swallows every line after it: no row count
+                        # after it could be trusted, so the table stops here.
+                        raise DatasetError(
+                            name,
+                            f"line {start} of {cfg.path!r} opens a quoted cell that is never "
+                            f"closed, so lines {start}-{reader.line_num} read as one cell",
+                            'close the quote (or double a quote inside a quoted cell: "")',
+                        ) from None
                     if header is None:
                         raise DatasetError(
                             name, f"cannot read the header of {cfg.path!r} ({exc})", "fix the file"
@@ -135,7 +146,7 @@ def _read_delimited(
                     continue
                 if not row:
                     continue  # a blank line, as csv.DictReader skips it
-                line = reader.line_num
+                line = start
                 if len(row) != len(header):
                     bad.append(
                         Rejection(
