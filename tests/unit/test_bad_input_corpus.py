@@ -966,3 +966,12 @@ def test_csv_quotes_never_merge_rows_silently(in_tmp):
     with pytest.raises(DatasetError) as exc:
         build_manifest(parse_config(cfg), "mine")
     assert "line 3 of" in str(exc.value) and "never closed, so lines 3-4" in str(exc.value)
+
+
+def test_spreadsheet_trailing_empty_columns_are_ignored(in_tmp):
+    table = _good_csv(in_tmp, "path,text,label,,", "c{i}.wav,words {i},{label},,")
+    with open(table, "a") as fh:
+        fh.write("c0.wav,extra,1,,surprise\n")  # a value in an unnamed column: that row only
+    cfg = _table_cfg(table, columns={"audio": "path"}, min_items_per_class=1)
+    res = build_manifest(parse_config(cfg), "mine")
+    check(res, 5, {"t-2", "t-3", "t-4", "t-5"}, {}, by_source={f"{table}:6": "bad_row"})

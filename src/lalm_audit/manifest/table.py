@@ -128,6 +128,8 @@ def _read_delimited(
                     if not row or not any(v.strip() for v in row):
                         continue  # blank lines before the header
                     header = [v.strip() for v in row]
+                    while header and not header[-1]:
+                        header.pop()  # spreadsheets export unused columns as trailing commas
                     for col in header:
                         err = bad_encoding(col, f"column name '{_printable(col)}'")
                         if err:
@@ -147,6 +149,8 @@ def _read_delimited(
                 if not row:
                     continue  # a blank line, as csv.DictReader skips it
                 line = start
+                if len(row) > len(header) and not any(v.strip() for v in row[len(header) :]):
+                    row = row[: len(header)]  # empty trailing cells of unused columns
                 if len(row) != len(header):
                     bad.append(
                         Rejection(
