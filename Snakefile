@@ -3,6 +3,7 @@
 #
 #   snakemake --profile profiles/default                          # the demo audit
 #   snakemake --profile profiles/default --configfile my.yaml     # your data
+#   snakemake blind_only --profile profiles/default --configfile my.yaml  # blind baseline only
 
 
 import os

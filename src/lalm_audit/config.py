@@ -1096,12 +1096,54 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError("invalid configuration:\n" + _format_errors(err)) from None
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping; any problem is one :class:`ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        where = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ConfigError(
+            f"config file {str(p)!r} {where}; fix: check the path given to -c/--config "
+            "(or --configfile); config/config.yaml is a commented example to copy"
+        )
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(p)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at position {exc.start}); fix: save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"config file {str(p)!r} is not valid YAML{where}: {problem}; fix: correct the "
+            "syntax there (indent with spaces, quote values holding ': ' or '#')"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(p)!r} holds a YAML {type(data).__name__}, not a mapping of "
+            "settings; fix: write it as 'key: value' lines (e.g. 'datasets:' at the top level), "
+            "not a '- item' list"
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(
+            f"config file {str(p)!r} has top-level keys that are not names: {bad_keys}; "
+            "fix: use names such as 'datasets' or 'audio'"
+        )
+    return data
+
+
 def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load and merge YAML config files (later files win, recursively), then validate."""
     merged: dict[str, Any] = {}
     for p in paths:
-        with open(p, encoding="utf-8") as fh:
-            merged = deep_merge(merged, yaml.safe_load(fh) or {})
+        merged = deep_merge(merged, read_config_file(p))
     if overrides:
         merged = deep_merge(merged, overrides)
     return parse_config(merged)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import Any
 
 from lalm_audit.config import Config, parse_config
+from lalm_audit.errors import LalmAuditError
 from lalm_audit.logs import setup_logging
 
 
@@ -13,7 +16,16 @@ def start_job(smk: Any) -> Config:
     """Set up the job's log file and thread limits; return the typed config."""
     setup_logging(smk.log[0] if smk.log else None)
     limit_threads(int(getattr(smk, "threads", 1) or 1))
+    sys.excepthook = _log_failure
     return parse_config(dict(smk.config))
+
+
+def _log_failure(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """A job's error goes to its log file: one line for input errors, the traceback for bugs."""
+    if isinstance(exc, LalmAuditError):
+        logging.getLogger("lalm_audit").error("%s", exc)
+    else:
+        logging.getLogger("lalm_audit").error("job failed", exc_info=(kind, exc, tb))
 
 
 def limit_threads(n: int) -> None:

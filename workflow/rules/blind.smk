@@ -60,3 +60,11 @@ rule blind_heatmap:
         datasets=AUDIT_DATASETS,
     script:
         "../scripts/blind_heatmap.py"
+
+
+# The first day's question, "is my split even auditable?", as one target that ends at the
+# blind summaries and heatmap (no model needed):  snakemake blind_only --configfile my.yaml
+rule blind_only:
+    input:
+        "results/manifests/summary.tsv",
+        blind_targets(),

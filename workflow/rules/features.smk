@@ -18,6 +18,8 @@ rule features_shard:
     threads: 1
     params:
         settings=feature_params,
+        # Features by clip content: datasets sharing clips extract each once (rm it to force).
+        cache_dir="results/cache/features",
     script:
         "../scripts/features_shard.py"
 
