@@ -369,11 +369,7 @@ def run_disentangle(
     from lalm_audit.mia import mark_confounded
 
     table = mark_confounded(table, io.read_table(status_path) if status_path else None)
-    prov = io.provenance(
-        "disentangle",
-        {"analysis": cfg.analysis, "perturb": cfg.perturb, "evaluation": cfg.evaluation},
-        seed=cfg.seed,
-    )
+    prov = io.provenance("disentangle", cfg)
     io.write_table(table, out, schema=DISENTANGLEMENT, prov=prov)
     if figure_png:
         from lalm_audit.report.mia_figures import disentanglement_figure
@@ -525,12 +521,7 @@ def run_correlation(
         pd.DataFrame(adj_rows), io.read_table(status_path) if status_path else None
     )
     adj["verdict"] = [signal_verdict(r) for r in adj.to_dict("records")]
-    prov = io.provenance(
-        "correlation",
-        {"analysis": cfg.analysis, "evaluation": cfg.evaluation, "blind": cfg.blind},
-        seed=cfg.seed,
-        dataset=dataset,
-    )
+    prov = io.provenance("correlation", cfg, dataset=dataset)
     io.write_table(corr, correlation_out, schema=CORRELATION, prov=prov)
     io.write_table(adj, adjusted_out, schema=CONFOUND_ADJUSTED, prov=prov)
     if markdown_out or latex_out:

@@ -413,12 +413,7 @@ def run_splits(
     out = Path(out_dir) if out_dir is not None else Path(results) / "splits" / dataset
     fs = load_features(dataset, cfg.features.groups, results=results)
     blind = load_blind(dataset, results)
-    prov = io.provenance(
-        "splits",
-        {"splits": cfg.splits, "blind": cfg.blind, "evaluation": cfg.evaluation},
-        seed=cfg.seed,
-        dataset=dataset,
-    )
+    prov = io.provenance("splits", cfg, dataset=dataset)
     m = blind.metrics
     full = m[(m["control"] == BLIND) & m["stronger"] & (m["group"] == COMBINED)]
     full = full.iloc[0] if len(full) else m[(m["control"] == BLIND) & m["stronger"]].iloc[0]

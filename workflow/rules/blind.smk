@@ -21,20 +21,19 @@ rule blind:
         ENV
     threads: 1
     params:
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
-        groups=CFG.features.groups,
+        stage=stage_params("blind"),
     script:
         "../scripts/blind.py"
 
 
 rule blind_heatmap:
     input:
-        expand(
+        features=expand(
             "results/features/{dataset}/{group}.parquet",
             dataset=AUDIT_DATASETS,
             group=CFG.blind.heatmap.groups or CFG.features.groups,
         ),
+        manifests=expand("results/manifests/{dataset}.parquet", dataset=AUDIT_DATASETS),
     output:
         table="results/blind/heatmap.parquet",
         png=report(
@@ -51,8 +50,7 @@ rule blind_heatmap:
         ENV
     threads: 2
     params:
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
+        stage=stage_params("heatmap"),
         datasets=AUDIT_DATASETS,
     script:
         "../scripts/blind_heatmap.py"

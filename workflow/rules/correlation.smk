@@ -40,8 +40,7 @@ rule correlation:
     conda:
         ENV
     params:
-        analysis=config.get("analysis", {}),
-        evaluation=config.get("evaluation", {}),
+        stage=stage_params("correlation"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/correlation.py"

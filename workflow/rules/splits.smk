@@ -5,8 +5,10 @@
 rule splits:
     input:
         features=blind_features,
+        manifest="results/manifests/{dataset}.parquet",
         predictions="results/blind/{dataset}/predictions.parquet",
         metrics="results/blind/{dataset}/metrics.parquet",
+        explanations="results/blind/{dataset}/explanations.parquet",
     output:
         status="results/splits/{dataset}/status.parquet",
         kept=expand("results/splits/{{dataset}}/{method}.parquet", method=SPLIT_METHODS),
@@ -42,8 +44,6 @@ rule splits:
     conda:
         ENV
     params:
-        splits=config.get("splits", {}),
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
+        stage=stage_params("splits"),
     script:
         "../scripts/splits.py"
