@@ -32,8 +32,11 @@ wildcard_constraints:
 def stage_params(stage):
     """A rule's rerun triggers, from the stage contract (lalm_audit/stages.py): the config keys the
     stage declares, for this job's wildcards, and the hash of the code it runs. So a job reruns
-    when what it reads changes, and only then (a heatmap setting never reruns the blind CVs)."""
-    return lambda wildcards: contract.stage_params(CFG, stage, **dict(wildcards.items()))
+    when what it reads changes, and only then (a heatmap setting never reruns the blind CVs).
+    """
+    return lambda wildcards: contract.stage_params(
+        CFG, stage, **dict(wildcards.items())
+    )
 
 
 def dataset_sources(wildcards):
