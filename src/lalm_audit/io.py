@@ -45,8 +45,12 @@ def provenance(
     rec: dict[str, Any] = {"lalm_audit_version": __version__, "stage": stage}
     if isinstance(params, Config | stages.ConfigView):
         if contract is None:
-            raise ValueError(f"stage {stage!r} has no contract in lalm_audit.stages; pass its params")
-        subset = stages.config_subset(params, contract.name, **{k: str(v) for k, v in extra.items()})
+            raise ValueError(
+                f"stage {stage!r} has no contract in lalm_audit.stages; pass its params"
+            )
+        subset = stages.config_subset(
+            params, contract.name, **{k: str(v) for k, v in extra.items()}
+        )
         rec["config_hash"] = stable_hash(subset)
         if "seed" in subset:
             rec["seed"] = subset["seed"]

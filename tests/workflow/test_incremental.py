@@ -29,7 +29,9 @@ SUMMARIES = {"manifest_summary", "blind_heatmap", "mia_summary", "report_tables"
 MODEL_PASSES = {"demo_model", "generate", "merge_generations", "score", "score_perturbed"}
 
 
-def _snakemake(workdir: Path, *args: str, pythonpath: Path = REPO / "src", overlay: dict | None = None):
+def _snakemake(
+    workdir: Path, *args: str, pythonpath: Path = REPO / "src", overlay: dict | None = None
+):
     configs = [str(DEMO)]
     if overlay is not None:
         path = workdir / "overlay.yaml"
@@ -93,13 +95,23 @@ def test_adding_a_model_runs_only_its_jobs_and_the_cross_model_summaries(finishe
     jobs = dry_run(finished, overlay=overlay)
     others = {(r, w.get("model")) for r, w in jobs if w.get("model") != "new-model"}
     assert others <= {(r, None) for r in {"mia_summary", "report_tables", "all"}}
-    assert {"generate", "score", "indicators", "mia", "correlation", "roc", "mia_summary"} <= _rules(jobs)
+    assert {
+        "generate",
+        "score",
+        "indicators",
+        "mia",
+        "correlation",
+        "roc",
+        "mia_summary",
+    } <= _rules(jobs)
 
 
 def test_changing_an_indicator_setting_runs_no_model_pass(finished):
     jobs = dry_run(finished, overlay={"indicators": {"k_grid": [0, 10, 100]}})
     assert not _rules(jobs) & (MODEL_PASSES | {"manifest", "features_shard", "blind", "splits"})
-    assert {"indicators", "mia", "correlation", "disentangle", "roc", "report_tables"} <= _rules(jobs)
+    assert {"indicators", "mia", "correlation", "disentangle", "roc", "report_tables"} <= _rules(
+        jobs
+    )
     # every indicator table is recomputed, each from its stored token statistics
     assert sum(r == "indicators" for r, _ in jobs) == 32
 
@@ -115,8 +127,12 @@ def test_adding_a_dataset_runs_only_its_jobs_the_heatmap_and_the_report(finished
     overlay = {"datasets": {"extra": {"loader": "table", "path": "extra/items.csv"}}}
     jobs = dry_run(finished, overlay=overlay)
     others = {r for r, w in jobs if w.get("dataset") != "extra"}
-    assert others == SUMMARIES  # no demo model retrains: a user's dataset is audited, not trained on
-    assert {"manifest", "features_shard", "blind", "splits", "generate", "score", "mia"} <= _rules(jobs)
+    assert (
+        others == SUMMARIES
+    )  # no demo model retrains: a user's dataset is audited, not trained on
+    assert {"manifest", "features_shard", "blind", "splits", "generate", "score", "mia"} <= _rules(
+        jobs
+    )
 
 
 def test_changing_the_seed_reruns_every_seed_dependent_job_and_no_other_model_pass(finished):
