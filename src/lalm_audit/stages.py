@@ -91,10 +91,16 @@ def _manifest_seed(cfg: Any, wc: Mapping[str, str]) -> list[str]:
     return ["seed"] if ds is not None and ds.max_items_per_class is not None else []
 
 
-def _demo_model_reads(cfg: Any, wc: Mapping[str, str]) -> list[str]:
-    from lalm_audit.demo import DATASETS as DEMO_DATASETS
+def demo_training_datasets(cfg: Any, alias: str) -> list[str]:
+    """Datasets a demo model trains on: every train pool, plus the audit datasets (their members)
+    when its recipe trains on members. A dataset added to the demo config is therefore trained on
+    by demo-target (its members must be members) and never by demo-control."""
+    spec = cfg.demo_models.models[alias]
+    return [n for n, d in cfg.datasets.items() if d.role == "train_pool" or spec.train_members]
 
-    return [f"datasets.{d}.role" for d in cfg.datasets if d in DEMO_DATASETS]
+
+def _demo_model_reads(cfg: Any, wc: Mapping[str, str]) -> list[str]:
+    return [f"datasets.{d}.role" for d in demo_training_datasets(cfg, wc["demo_model"])]
 
 
 STAGES: dict[str, Stage] = {

@@ -235,3 +235,13 @@ def test_model_free_stages_read_only_what_they_declare(in_tmp):
     assert set(metrics["split"]) == {"full", "match"} and len(adj) > 0
     assert set(table["split"]) == {"full", "match"} and Path("roc.png").stat().st_size > 1000
     assert io.read_provenance("m.parquet")["code_hash"] == stages.code_hash("mia")
+
+
+def test_the_architecture_table_equals_the_contract():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\w+) \| (`.*?`) \| (.*?) \|", text, re.M)
+    assert {name for name, _, _ in rows} == set(stages.STAGES)
+    for name, rules, sections in rows:
+        s = stages.get(name)
+        assert re.findall(r"`(\w+)`", rules) == list(s.rules), name
+        assert set(re.findall(r"`(\w+)`", sections)) == {r.split(".")[0] for r in s.reads}, name

@@ -126,13 +126,14 @@ def test_adding_a_dataset_runs_only_its_jobs_the_heatmap_and_the_report(finished
     (finished / "extra" / "items.csv").write_text("item_id\n")  # read by the manifest job only
     overlay = {"datasets": {"extra": {"loader": "table", "path": "extra/items.csv"}}}
     jobs = dry_run(finished, overlay=overlay)
-    others = {r for r, w in jobs if w.get("dataset") != "extra"}
-    assert (
-        others == SUMMARIES
-    )  # no demo model retrains: a user's dataset is audited, not trained on
-    assert {"manifest", "features_shard", "blind", "splits", "generate", "score", "mia"} <= _rules(
-        jobs
-    )
+    # demo-target is defined to train on every audit dataset's members (config/demo.yaml), so
+    # it retrains; demo-control trains on the pool only, and none of its other jobs rerun
+    others = {r for r, w in jobs if w.get("dataset") != "extra" and w.get("model") != "demo-target"}
+    assert others == SUMMARIES | {"demo_model"}
+    assert ("demo_model", {"demo_model": "demo-target"}) in jobs
+    assert ("demo_model", {"demo_model": "demo-control"}) not in jobs
+    rules = {"manifest", "features_shard", "blind", "splits", "generate", "score", "mia"}
+    assert rules <= {r for r, w in jobs if w.get("dataset") == "extra"}
 
 
 def test_changing_the_seed_reruns_every_seed_dependent_job_and_no_other_model_pass(finished):

@@ -148,13 +148,10 @@ def response_generations(wildcards):
 
 
 def demo_model_manifests(wildcards):
-    """Manifests a demo model trains on: the demo world's train pool, plus its audit datasets when
-    it sees members (a dataset a user adds is audited, never trained on)."""
-    spec = CFG.demo_models.models[wildcards.demo_model]
+    """Manifests a demo model trains on: the train pool, plus audit datasets when it sees members."""
     return [
         f"results/manifests/{name}.parquet"
-        for name, ds in CFG.datasets.items()
-        if name in DEMO_DATASETS and (ds.role == "train_pool" or spec.train_members)
+        for name in contract.demo_training_datasets(CFG, wildcards.demo_model)
     ]
 
 

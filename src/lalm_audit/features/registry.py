@@ -132,7 +132,9 @@ def run_features_shard(
         df,
         out,
         schema=FEATURES,
-        prov=io.provenance("features", cfg, dataset=dataset, group=group, shard=shard, n_shards=n_shards),
+        prov=io.provenance(
+            "features", cfg, dataset=dataset, group=group, shard=shard, n_shards=n_shards
+        ),
     )
     return df
 
@@ -178,6 +180,8 @@ def merge_shards(
         df,
         out,
         schema=FEATURES,
-        prov=io.provenance("features", cfg, dataset=dataset, group=group, n_failed=int(failed.sum())),
+        prov=io.provenance(
+            "features", cfg, dataset=dataset, group=group, n_failed=int(failed.sum())
+        ),
     )
     return df

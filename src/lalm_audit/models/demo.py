@@ -30,7 +30,6 @@ import torch
 
 from lalm_audit import io
 from lalm_audit.config import Config, DemoModelsConfig
-from lalm_audit.demo.world import DATASETS as DEMO_DATASETS
 from lalm_audit.errors import LalmAuditError
 from lalm_audit.models.base import LALMAdapter
 from lalm_audit.models.families import Qwen2AudioAdapter
@@ -112,9 +111,7 @@ def training_items(cfg: Config, alias: str, manifests: Mapping[str, pd.DataFrame
     spec = cfg.demo_models.models[alias]
     parts = []
     for name, ds in cfg.datasets.items():
-        # the demo world's datasets only: a dataset a user adds to the demo config is audited,
-        # not trained on (and adding one must not retrain the models under audit)
-        if name not in DEMO_DATASETS or (ds.role != "train_pool" and not spec.train_members):
+        if ds.role != "train_pool" and not spec.train_members:
             continue
         if name not in manifests:
             raise LalmAuditError(f"demo model {alias!r} needs the manifest of {name!r}")
