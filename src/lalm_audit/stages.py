@@ -41,7 +41,8 @@ INFRASTRUCTURE = frozenset(
     f"{PACKAGE}.{m}" for m in ("config", "errors", "io", "logs", "schemas", "stages", "workflow")
 ) | {PACKAGE}
 
-#: Sections every evaluation (blind or MIA) reads through ``lalm_audit.evaluation``.
+#: The blind classifiers' settings: what every stage that refits a blind CV reads (all of
+#: ``blind`` but ``blind.heatmap``, so a heatmap setting reruns the heatmap alone).
 _BLIND = tuple(
     f"blind.{k}"
     for k in (
@@ -87,7 +88,7 @@ class Stage:
 def _manifest_seed(cfg: Any, wc: Mapping[str, str]) -> list[str]:
     # The seed only picks the balanced subsample; an unsampled manifest must not depend on it,
     # or a new seed would rerun every model pass downstream of the manifests.
-    ds = cfg.datasets.get(wc.get("dataset", "")) if "dataset" in wc else None
+    ds = cfg.datasets.get(wc.get("dataset", ""))
     return ["seed"] if ds is not None and ds.max_items_per_class is not None else []
 
 

@@ -245,3 +245,31 @@ def test_the_architecture_table_equals_the_contract():
         s = stages.get(name)
         assert re.findall(r"`(\w+)`", rules) == list(s.rules), name
         assert set(re.findall(r"`(\w+)`", sections)) == {r.split(".")[0] for r in s.reads}, name
+
+
+def test_perturb_reads_only_its_condition_the_sample_rate_and_the_seed(in_tmp):
+    from lalm_audit.perturb import run_perturb
+    from lalm_audit.schemas import MANIFEST
+    from tests.conftest import sine, write
+
+    rows = []
+    for i in range(3):
+        path = write(in_tmp / f"a{i}.wav", sine(200 + 50 * i, dur=1.0))
+        rows.append({"item_id": f"a{i}", "dataset": "d", "audio_path": path.name, "audio_bytes": None,
+                     "audio_format": "WAV", "offset_s": 0.0, "duration_s": 1.0, "source_duration_s": 1.0,
+                     "sample_rate": 16000, "channels": 1, "text": f"item {i}", "speaker_id": "s",
+                     "label": i % 2, "source_split": "x", "truncated": False})  # fmt: skip
+    io.write_table(pd.DataFrame(rows), "m.parquet", schema=MANIFEST)
+    c = cfg(perturb={"conditions": {"quiet": {"kind": "silence", "length": "fixed", "seconds": 1.0},
+                                    "loud": {"kind": "silence", "length": "fixed", "seconds": 2.0}}})  # fmt: skip
+    g = stages.guard(c, "perturb", dataset="d", condition="quiet")
+    s = run_perturb(g, "d", "quiet", "m.parquet", "q.parquet", "q.rej.parquet", "audio")
+    assert s["perturbed"] == 3
+    # the other condition is not part of this job's config, so editing it reruns nothing here
+    other = cfg(
+        perturb={"conditions": {"quiet": {"kind": "silence", "length": "fixed", "seconds": 1.0}}}
+    )
+    assert stages.config_subset(other, "perturb", condition="quiet") == stages.config_subset(
+        c, "perturb", condition="quiet"
+    )
+    assert io.read_provenance("q.parquet")["seed"] == c.seed
