@@ -1059,9 +1059,7 @@ def run_blind(
         fs, cfg.blind, cfg.evaluation, seed=cfg.seed, dataset=dataset, n_jobs=workers
     )
     out = Path(out_dir) if out_dir is not None else blind_dir(dataset, results)
-    params = {"blind": cfg.blind, "evaluation": cfg.evaluation, "groups": cfg.features.groups,
-              "verdicts": cfg.verdicts}  # fmt: skip
-    prov = io.provenance("blind", params, seed=cfg.seed, dataset=dataset)
+    prov = io.provenance("blind", cfg, dataset=dataset)
     io.write_table(
         res.predictions, out / "predictions.parquet", schema=BLIND_PREDICTIONS, prov=prov
     )

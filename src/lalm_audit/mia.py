@@ -286,7 +286,7 @@ def run_indicators(
         scores.groupby(["slice", "indicator"]).ngroups,
     )
     first = token_stats_path if isinstance(token_stats_path, str) else token_stats_path[0]
-    prov = io.provenance("indicators", ind_cfg, model=model, **_source_provenance(first))
+    prov = io.provenance("indicators", cfg, **{**_source_provenance(first), "model": model})
     io.write_table(scores, out, schema=INDICATOR_SCORES, prov=prov)
     return scores
 
@@ -338,9 +338,7 @@ def run_mia(
         scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
     )
     metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators,
-                                 "verdicts": cfg.verdicts}, seed=cfg.seed,
-                         **_source_provenance(scores_path))  # fmt: skip
+    prov = io.provenance("mia", cfg, **_source_provenance(scores_path))
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
     io.write_table(agg, aggregate_out, schema=AGGREGATE_SCORES, prov=prov)
     io.write_text(markdown_table(metrics), table_out)

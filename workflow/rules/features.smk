@@ -17,7 +17,7 @@ rule features_shard:
         ENV
     threads: 1
     params:
-        settings=feature_params,
+        stage=stage_params("features"),
         # Features by clip content: datasets sharing clips extract each once (rm it to force).
         cache_dir="results/cache/features",
     script:
@@ -37,6 +37,6 @@ rule features_merge:
     conda:
         ENV
     params:
-        max_failed_fraction=CFG.features.max_failed_fraction,
+        stage=stage_params("features"),
     script:
         "../scripts/features_merge.py"

@@ -16,8 +16,7 @@ rule manifest:
         ENV
     threads: 4
     params:
-        dataset=lambda wc: config["datasets"][wc.dataset],
-        audio=config.get("audio", {}),
+        stage=stage_params("manifest"),
     script:
         "../scripts/manifest.py"
 
@@ -31,5 +30,7 @@ rule manifest_summary:
         "results/logs/manifest/summary.log",
     conda:
         ENV
+    params:
+        stage=stage_params("manifest_summary"),
     script:
         "../scripts/manifest_summary.py"

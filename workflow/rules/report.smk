@@ -26,7 +26,7 @@ rule roc:
     conda:
         ENV
     params:
-        analysis=config.get("analysis", {}),
+        stage=stage_params("roc"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/roc.py"
@@ -51,5 +51,7 @@ rule report_tables:
         "results/logs/report/tables.log",
     conda:
         ENV
+    params:
+        stage=stage_params("report_tables"),
     script:
         "../scripts/report_tables.py"

@@ -17,8 +17,7 @@ if DEMO_MODELS:
             ENV
         threads: 1
         params:
-            recipe=config.get("demo_models"),
-            model=lambda wc: config["models"][wc.demo_model],
+            stage=stage_params("demo_model"),
         script:
             "../scripts/demo_model.py"
 
@@ -40,8 +39,7 @@ rule generate:
         ENV
     threads: 1
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
+        stage=stage_params("generate"),
     script:
         "../scripts/generate.py"
 
@@ -65,6 +63,8 @@ rule merge_generations:
         condition="|".join(SCORE_CONDITIONS),
     conda:
         ENV
+    params:
+        stage=stage_params("generate"),
     script:
         "../scripts/merge_generations.py"
 
@@ -87,9 +87,7 @@ rule score:
         ENV
     threads: 1
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
-        chunk_positions=CFG.scoring.chunk_positions,
+        stage=stage_params("score"),
         condition="original",
         responses=RESPONSES,
     script:
@@ -116,9 +114,7 @@ rule score_perturbed:
         ENV
     threads: 1
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
-        chunk_positions=CFG.scoring.chunk_positions,
+        stage=stage_params("score"),
         condition=lambda wc: wc.condition,
         responses=PERTURB_RESPONSES,
     script:

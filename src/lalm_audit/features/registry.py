@@ -77,16 +77,6 @@ GROUPS: dict[str, FeatureGroup] = {
 }
 
 
-def _params(cfg: Config, group: str) -> dict[str, Any]:
-    """The config a group's values depend on (its provenance hash)."""
-    sub = getattr(cfg.features, group, None)
-    return {
-        "group": group,
-        "audio": cfg.audio.model_dump(mode="json"),
-        "params": sub.model_dump(mode="json") if sub is not None else None,
-    }
-
-
 def shard_rows(manifest: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
     """Contiguous slice ``shard`` of ``n_shards`` of the manifest (every item in exactly one shard)."""
     if not 0 <= shard < n_shards:
@@ -184,7 +174,7 @@ def run_features_shard(
         out,
         schema=FEATURES,
         prov=io.provenance(
-            "features", _params(cfg, group), dataset=dataset, shard=shard, n_shards=n_shards
+            "features", cfg, dataset=dataset, group=group, shard=shard, n_shards=n_shards
         ),
     )
     return df
@@ -232,7 +222,7 @@ def merge_shards(
         out,
         schema=FEATURES,
         prov=io.provenance(
-            "features", _params(cfg, group), dataset=dataset, n_failed=int(failed.sum())
+            "features", cfg, dataset=dataset, group=group, n_failed=int(failed.sum())
         ),
     )
     return df
