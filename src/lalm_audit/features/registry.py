@@ -77,6 +77,16 @@ GROUPS: dict[str, FeatureGroup] = {
 }
 
 
+def _params(cfg: Config, group: str) -> dict[str, Any]:
+    """The config a group's values depend on (the feature cache's key)."""
+    sub = getattr(cfg.features, group, None)
+    return {
+        "group": group,
+        "audio": cfg.audio.model_dump(mode="json"),
+        "params": sub.model_dump(mode="json") if sub is not None else None,
+    }
+
+
 def shard_rows(manifest: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
     """Contiguous slice ``shard`` of ``n_shards`` of the manifest (every item in exactly one shard)."""
     if not 0 <= shard < n_shards:
