@@ -995,7 +995,8 @@ class CanaryConfig(Strict):
         (8, 12), description="Word count range of a sentence canary (inclusive)."
     )
     voices: list[str] = Field(
-        default_factory=lambda: ["en-us", "en-gb"], description="espeak-ng voices, in turn."
+        default_factory=lambda: ["en-us", "en-us+f3"],
+        description="espeak-ng voices (demo Voice specs, e.g. en-us+f4/r170/p60/g50), one per pair in turn.",
     )
     seed: int = Field(0, description="Seed of the texts and voices.")
 
