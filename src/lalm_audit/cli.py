@@ -471,6 +471,8 @@ def cmd_perturb(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import lalm_audit.controlled.cli  # noqa: F401  (registers the controlled-audit commands)
+
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

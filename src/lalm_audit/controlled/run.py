@@ -109,7 +109,9 @@ def run_finetune(
     manifest = io.read_table(manifest_path)
     split = ControlledSplit.from_manifest(manifest)
     loaded = _load(cfg, alias)
-    if c.finetune.device != "auto":  # 'auto': train where the model was loaded (models.<alias>.device)
+    if (
+        c.finetune.device != "auto"
+    ):  # 'auto': train where the model was loaded (models.<alias>.device)
         from lalm_audit.models.loading import resolve_device
 
         device = resolve_device(c.finetune.device)
