@@ -471,7 +471,10 @@ def cmd_perturb(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import lalm_audit.controlled.cli  # noqa: F401  (registers the controlled-audit commands)
+    if "controlled-split" not in COMMANDS:
+        from lalm_audit.controlled.cli import register
+
+        register(command)
 
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")

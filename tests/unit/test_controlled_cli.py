@@ -77,3 +77,19 @@ def test_bounds_refuse_a_post_hoc_manifest(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 2 and "epsilon >=" not in captured.out
     assert "post-hoc" in captured.err
+
+
+def test_the_commands_are_listed_also_under_python_m():
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "lalm_audit.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0
+    for cmd in ("controlled-split", "controlled-finetune", "controlled-audit", "controlled-bounds",
+                "canaries-make", "canaries-audit"):  # fmt: skip
+        assert cmd in res.stdout
