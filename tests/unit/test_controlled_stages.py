@@ -57,6 +57,7 @@ def world(tmp_path_factory):
                     "batch_size": 4,
                     "warmup_fraction": 0.0,
                     "dtype": "float32",
+                    "keep_epoch_checkpoints": True,
                 },
                 "privacy": {"threshold": "bonferroni"},
             },
@@ -81,6 +82,7 @@ def test_split_finetune_audit(world):
     assert info["steps"] == 20 and info["epoch_losses"][-1] < info["epoch_losses"][0]
     prov = json.loads((root / "adapter" / "lalm_audit_adapter.json").read_text())
     assert prov["split_digest"] == summary["digest"] and prov["members"] == 8
+    assert prov["checkpoints"] == [f"adapter_epoch{k}" for k in (1, 2, 3, 4)]
     assert prov["base_model"]["model_revision"].startswith("sha256:")
 
     out = run_controlled_audit(
@@ -96,11 +98,21 @@ def test_split_finetune_audit(world):
     assert rep4 > rep1 + 0.15
     base = metrics.loc[("base_loss", "all")]
     assert base["auc_lo"] < 0.5 < base["auc_hi"]
-    assert set(metrics.index.get_level_values("subset")) == {
+    subsets = set(metrics.index.get_level_values("subset"))
+    assert subsets == {
         "all",
         "repetitions=1",
         "repetitions=4",
+        "epoch1",
+        "epoch2",
+        "epoch3",
+        "epoch4",
     }
+    # the last epoch's checkpoint is the final adapter, scored after three other checkpoints were
+    # attached and detached: equal AUCs show every detach gave the base back
+    for ind in ("loss", "ref_loss_diff"):
+        assert metrics.loc[(ind, "epoch4"), "auc"] == metrics.loc[(ind, "all"), "auc"]
+    assert metrics.loc[("loss", "epoch1"), "auc"] < metrics.loc[("loss", "epoch4"), "auc"]
     assert metrics.loc[("loss", "repetitions=4"), "n_members"] == 4
     scores = io.read_table(root / "audit" / "scores.parquet")
     assert len(scores) == 16 and scores["loss"].notna().all()

@@ -247,7 +247,8 @@ def save_adapter(
             "transformers": transformers.__version__,
             "peft": peft.__version__,
         },
-        "checkpoints": [str(p) for p in result.checkpoints],
+        # folder names inside the adapter folder, so the folder can move
+        "checkpoints": [p.name for p in result.checkpoints if p.parent == out],
         **(extra or {}),
     }
     (out / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
@@ -255,7 +256,13 @@ def save_adapter(
 
 
 def read_adapter_provenance(adapter_dir: str | Path) -> dict[str, Any]:
+    """The adapter's provenance; an epoch checkpoint inside an adapter folder has its parent's."""
     path = Path(adapter_dir) / PROVENANCE_FILE
+    parent = Path(adapter_dir).parent / PROVENANCE_FILE
+    if not path.is_file() and parent.is_file():
+        record = json.loads(parent.read_text())
+        if Path(adapter_dir).name in record.get("checkpoints", []):
+            return record
     if not path.is_file():
         raise LalmAuditError(
             f"{adapter_dir} holds no {PROVENANCE_FILE}: it is not an adapter written by "

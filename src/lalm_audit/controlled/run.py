@@ -200,13 +200,23 @@ def run_controlled_audit(
     }
     loaded = _load(cfg, alias)
     base = item_losses(loaded.adapter, manifest, **kw)
-    tuned_model = load_adapter(
-        loaded.adapter.model, adapter_dir, base_revision=loaded.revision
-    ).merge_and_unload()
-    tuned = type(loaded.adapter)(
-        tuned_model, loaded.adapter.processor, device=loaded.adapter.device
-    )
-    ft = item_losses(tuned, manifest, **kw)
+
+    def tuned_losses(path: str | Path) -> pd.Series:
+        # attach, score, detach: unload() gives the base back exactly, for the next checkpoint
+        peft_model = load_adapter(loaded.adapter.model, path, base_revision=loaded.revision)
+        try:
+            tuned = type(loaded.adapter)(
+                peft_model, loaded.adapter.processor, device=loaded.adapter.device
+            )
+            return item_losses(tuned, manifest, **kw)
+        finally:
+            peft_model.unload()
+
+    ft = tuned_losses(adapter_dir)
+    epochs = {
+        name.removeprefix("adapter_"): tuned_losses(Path(adapter_dir) / name)
+        for name in record.get("checkpoints", [])
+    }
 
     items = split.items.set_index("item_id")
     scores = pd.DataFrame(
@@ -234,6 +244,19 @@ def run_controlled_audit(
             e = evaluate(
                 part["label"],
                 part[ind],
+                n_resamples=ev.bootstrap,
+                confidence=ev.confidence,
+                fprs=tuple(ev.fpr_targets),
+                seed=cfg.seed,
+            )
+            rows.append({"model": alias, "indicator": ind, "subset": name, **e.as_row()})
+    # per kept epoch checkpoint (keep_epoch_checkpoints): how the signal grows with training
+    for name, losses in epochs.items():
+        value = losses.reindex(scores["item_id"]).to_numpy()
+        for ind, score in (("loss", -value), ("ref_loss_diff", scores["base_loss_value"] - value)):
+            e = evaluate(
+                scores["label"],
+                score,
                 n_resamples=ev.bootstrap,
                 confidence=ev.confidence,
                 fprs=tuple(ev.fpr_targets),
