@@ -34,8 +34,8 @@ def test_canaries_make_then_bounds(tmp_path, capsys):
     released = pd.read_csv(tmp_path / "can" / "members.csv")
     assert len(manifest) == 8 and len(released) == 4
     assert set(released["item_id"]) == set(manifest.loc[manifest["label"] == 1, "item_id"])
-    # a perfect attack on 4 + 4 items: 2 distinct scores, 8 intervals at 0.05/8 = 0.00625:
-    # TPR_lo = 0.00625^(1/4) = 0.28117, FPR_hi = 0.71883 -> ln(0.39115) < 0: the bound is 0
+    # a perfect attack on 4 + 4 items: 2 distinct scores, 4 intervals at 0.05/4 = 0.0125:
+    # TPR_lo = 0.0125^(1/4) = 0.33437, FPR_hi = 0.66563 -> ln(0.50234) < 0: the bound is 0
     scores = pd.DataFrame(
         {
             "item_id": manifest["item_id"],

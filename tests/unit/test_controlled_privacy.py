@@ -52,6 +52,10 @@ def test_clopper_pearson_closed_forms():
     assert _cp_upper(1, 2, 0.1) == pytest.approx(math.sqrt(0.9), abs=1e-9)
     # the degenerate ends
     assert _cp_lower(0, 10, 0.05) == 0.0 and _cp_upper(10, 10, 0.05) == 1.0
+    # mirrored intervals: the upper bound of k of n is 1 - the lower bound of n - k of n, so the
+    # TNR/FNR direction of the bound reuses the TPR/FPR intervals (no extra alpha)
+    for k in (0, 3, 11, 20):
+        assert _cp_upper(k, 20, 0.05) == pytest.approx(1 - _cp_lower(20 - k, 20, 0.05), abs=1e-12)
 
 
 def test_jagielski_bound_by_hand():
@@ -70,9 +74,9 @@ def test_jagielski_bound_by_hand():
 def test_bonferroni_threshold_on_a_perfect_attack():
     split = split_of(40)  # balanced: 20 members, 20 held-out
     b = clopper_pearson_bound(split, perfect_scores(split), delta=0.0, threshold="bonferroni")
-    # 2 distinct scores -> 4 x 2 = 8 intervals at 0.05/8 = 0.00625 each; at t = 1: TP 20/20, FP 0/20
-    #   TPR_lo = 0.00625^(1/20) = 0.775879, FPR_hi = 0.224121 -> ln(3.46187) = 1.24181
-    assert b.epsilon == pytest.approx(1.24181, abs=1e-4)
+    # 2 distinct scores -> 2 x 2 = 4 intervals at 0.05/4 = 0.0125 each; at t = 1: TP 20/20, FP 0/20
+    #   TPR_lo = 0.0125^(1/20) = 0.803240, FPR_hi = 0.196760 -> ln(4.08234) = 1.40667
+    assert b.epsilon == pytest.approx(1.40667, abs=1e-4)
     assert b.counts["tp"] == 20 and b.counts["fp"] == 0 and b.counts["thresholds"] == 2
     assert b.method == "clopper_pearson" and "Bonferroni" in b.detail
     assert "delta = 0" in b.sentence()

@@ -14,12 +14,15 @@ Two bounds:
 for the attack's decision "member" at a threshold,
 ``TPR <= e^eps FPR + delta`` and, for the decision "held-out",
 ``TNR <= e^eps FNR + delta``. With one-sided Clopper-Pearson bounds
-``TPR_lo``, ``FPR_hi`` (and ``TNR_lo``, ``FNR_hi``):
+``TPR_lo``, ``FPR_hi`` (and ``TNR_lo = 1 - FPR_hi``, ``FNR_hi = 1 - TPR_lo``,
+the same two events, since the Clopper-Pearson interval of k of n mirrors that
+of n - k):
 ``eps_lb = max(log((TPR_lo - delta) / FPR_hi), log((TNR_lo - delta) / FNR_hi))``.
-The threshold is chosen either on a held-out half of the items (``heldout``:
-the bound is computed on the other half, two intervals at alpha/2 each) or as
-the best over every threshold of the ROC with a Bonferroni correction
-(``bonferroni``: four intervals per threshold, each at alpha / (4 x thresholds)).
+Both directions hold together when the two intervals do, so each is at
+alpha / 2. The threshold is chosen either on a held-out half of the items
+(``heldout``: the bound is computed on the other half) or as the best over
+every threshold of the ROC with a Bonferroni correction (``bonferroni``: two
+intervals per threshold, each at alpha / (2 x thresholds)).
 Caveat stated with every result: the intervals treat items as independent
 trials, which holds across training runs but only approximately for many
 items in one run; the one-run audit below needs no such assumption.
@@ -103,11 +106,11 @@ def _log_ratio(num: float, den: float) -> float:
 
 
 def _eps_from_rates(tp: int, n_pos: int, fp: int, n_neg: int, delta: float, alpha: float) -> float:
-    """max over the two directions of the JUO bound, every interval at level 1 - alpha; >= 0."""
+    """max over the two directions of the JUO bound, both intervals at level 1 - alpha; >= 0."""
     tpr_lo = _cp_lower(tp, n_pos, alpha)
     fpr_hi = _cp_upper(fp, n_neg, alpha)
-    tnr_lo = _cp_lower(n_neg - fp, n_neg, alpha)
-    fnr_hi = _cp_upper(n_pos - tp, n_pos, alpha)
+    # the mirrored intervals: the same events, so the second direction costs no extra alpha
+    tnr_lo, fnr_hi = 1.0 - fpr_hi, 1.0 - tpr_lo
     return max(0.0, _log_ratio(tpr_lo - delta, fpr_hi), _log_ratio(tnr_lo - delta, fnr_hi))
 
 
@@ -211,7 +214,7 @@ def clopper_pearson_bound(
     alpha = 1.0 - confidence
     if threshold == "bonferroni":
         n_thr = len(np.unique(s))
-        eps, t = _best_threshold_eps(s, y, delta, alpha / (4 * n_thr))
+        eps, t = _best_threshold_eps(s, y, delta, alpha / (2 * n_thr))
         tp, fp = _roc_counts(s, y)
         k = int(np.flatnonzero(np.unique(s)[::-1] == t)[0])
         counts = {
@@ -223,7 +226,7 @@ def clopper_pearson_bound(
         }
         detail = (
             f"best of {n_thr} ROC thresholds, Bonferroni-corrected: each one-sided "
-            f"Clopper-Pearson interval at level 1 - {alpha:g}/{4 * n_thr}; items treated as "
+            f"Clopper-Pearson interval at level 1 - {alpha:g}/{2 * n_thr}; items treated as "
             "independent trials"
         )
     elif threshold == "heldout":
