@@ -994,11 +994,32 @@ class CanaryConfig(Strict):
     words: tuple[int, int] = Field(
         (8, 12), description="Word count range of a sentence canary (inclusive)."
     )
+    engine: Literal["espeak", "transformers"] = Field(
+        "espeak",
+        description="'espeak': offline espeak-ng voices; 'transformers': a text-to-speech model "
+        "(hub id or local path) through transformers' text-to-speech pipeline.",
+    )
+    model: str | None = Field(
+        None, description="transformers engine: hub id or local path of a text-to-speech model."
+    )
+    revision: str | None = Field(None, description="transformers engine: model revision.")
+    trust_remote_code: bool = Field(
+        False, description="transformers engine: allow the model's own code (off unless set)."
+    )
+    device: str = Field("cpu", description="transformers engine: torch device.")
     voices: list[str] = Field(
         default_factory=lambda: ["en-us", "en-us+f3"],
         description="espeak-ng voices (demo Voice specs, e.g. en-us+f4/r170/p60/g50), one per pair in turn.",
     )
-    seed: int = Field(0, description="Seed of the texts and voices.")
+    seed: int = Field(0, description="Seed of the texts, the draw and the TTS sampling.")
+
+    @model_validator(mode="after")
+    def _engine(self) -> CanaryConfig:
+        if self.engine == "transformers" and not self.model:
+            raise ValueError(
+                "controlled.canaries with engine 'transformers' needs `model` (hub id or local path)"
+            )
+        return self
 
 
 class ControlledConfig(Strict):

@@ -117,3 +117,22 @@ def test_audit_finds_a_model_trained_on_the_members(canaries):
     assert d["member_wins"] == 4 and "epsilon_lower_bound" in d
     by_label = audit.per_item.groupby("label")["loss"].mean()
     assert by_label[1] < by_label[0]
+
+
+def test_canaries_from_a_transformers_tts_model(tmp_path):
+    from lalm_audit.perturb.testing import tiny_vits
+
+    model = tiny_vits(tmp_path / "vits")  # a tiny random VITS saved locally: no hub
+    cfg = CanaryConfig(count=4, words=(3, 4), engine="transformers", model=str(model), seed=5)
+    a = make_canaries(cfg, tmp_path / "a")
+    b = make_canaries(cfg, tmp_path / "b")
+    assert (a["speaker_id"] == f"tts:{model}").all() and (a["duration_s"] > 0).all()
+    x, sr = sf.read(a.iloc[1]["audio_path"])
+    y, _ = sf.read(b.iloc[1]["audio_path"])
+    assert sr == 16000 and x.size > 0 and np.array_equal(x, y)  # seeded per canary
+    assert ControlledSplit.from_manifest(a).digest == ControlledSplit.from_manifest(b).digest
+
+
+def test_the_transformers_engine_needs_a_model():
+    with pytest.raises(ValueError, match="needs `model`"):
+        CanaryConfig(engine="transformers")

@@ -75,34 +75,19 @@ def make_canaries(
     reads its record back. Write its members (``label == 1``) into the
     fine-tuning set; keep the twins private.
     """
-    from lalm_audit.audio import resample, write_audio
-    from lalm_audit.demo.espeak import ESPEAK_SAMPLE_RATE, EspeakError, Voice, engine
+    from lalm_audit.audio import write_audio
 
-    if not cfg.voices:
-        raise LalmAuditError(
-            "controlled.canaries.voices is empty; list espeak-ng voices, e.g. en-us"
-        )
     n_pairs = cfg.count // 2
     texts = canary_texts(cfg, 2 * n_pairs, avoid)
-    try:
-        voices = [Voice.parse(v) for v in cfg.voices]
-    except ValueError as exc:
-        raise LalmAuditError(f"controlled.canaries.voices: {exc}") from None
+    render, voice_of = _renderer(cfg, sample_rate)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    tts = engine()
     rows: list[dict[str, Any]] = []
     for p in range(n_pairs):
-        voice = voices[p % len(voices)]  # both of a pair in one voice: the voice predicts nothing
+        voice = voice_of(p)  # both of a pair in one voice: the voice predicts nothing
         for k, side in enumerate("ab"):
             item_id = f"{name}-{p:04d}{side}"
-            try:
-                pcm = tts.synthesize(texts[2 * p + k], voice).astype(np.float32) / 32768.0
-            except EspeakError as exc:
-                raise LalmAuditError(
-                    f"canary {item_id}: {exc}. Fix: controlled.canaries.voices (e.g. en-us, en-us+f3)"
-                ) from None
-            samples = resample(pcm, ESPEAK_SAMPLE_RATE, sample_rate)
+            samples = render(texts[2 * p + k], p, 2 * p + k, item_id)
             path = out / "audio" / f"{item_id}.wav"
             write_audio(path, samples, sample_rate)
             dur = samples.shape[0] / sample_rate
@@ -119,7 +104,7 @@ def make_canaries(
                     "sample_rate": np.int32(sample_rate),
                     "channels": np.int16(1),
                     "text": texts[2 * p + k],
-                    "speaker_id": voice.key,
+                    "speaker_id": voice,
                     "source_split": "canary",
                     "truncated": False,
                     "stratum": f"{name}-{p:04d}",
@@ -147,6 +132,55 @@ def make_canaries(
     table[COLUMNS["digest"]] = record.digest
     table["meta_canary_kind"] = cfg.kind
     return table
+
+
+def _renderer(cfg: CanaryConfig, sample_rate: int) -> tuple[Any, Any]:
+    """(render(text, pair, index, item_id) -> samples at ``sample_rate``, voice_of(pair) -> speaker id)."""
+    from lalm_audit.audio import resample
+
+    if cfg.engine == "transformers":
+        from lalm_audit.config import ResynthesisCondition
+        from lalm_audit.perturb.tts import TransformersTTS
+
+        tts = TransformersTTS(
+            ResynthesisCondition(
+                kind="resynthesis",
+                engine="transformers",
+                model=cfg.model,
+                revision=cfg.revision,
+                trust_remote_code=cfg.trust_remote_code,
+                device=cfg.device,
+            )
+        )
+
+        def render_tts(text: str, pair: int, index: int, item_id: str) -> np.ndarray:
+            # one seed per utterance: stochastic models render each canary the same in every run
+            return tts.synthesize(text, seed=cfg.seed * 1_000_003 + index, target_sr=sample_rate)
+
+        return render_tts, lambda pair: f"tts:{cfg.model}"
+
+    from lalm_audit.demo.espeak import ESPEAK_SAMPLE_RATE, EspeakError, Voice, engine
+
+    if not cfg.voices:
+        raise LalmAuditError(
+            "controlled.canaries.voices is empty; list espeak-ng voices, e.g. en-us"
+        )
+    try:
+        voices = [Voice.parse(v) for v in cfg.voices]
+    except ValueError as exc:
+        raise LalmAuditError(f"controlled.canaries.voices: {exc}") from None
+    espeak = engine()
+
+    def render_espeak(text: str, pair: int, index: int, item_id: str) -> np.ndarray:
+        try:
+            pcm = espeak.synthesize(text, voices[pair % len(voices)]).astype(np.float32) / 32768.0
+        except EspeakError as exc:
+            raise LalmAuditError(
+                f"canary {item_id}: {exc}. Fix: controlled.canaries.voices (e.g. en-us, en-us+f3)"
+            ) from None
+        return resample(pcm, ESPEAK_SAMPLE_RATE, sample_rate)
+
+    return render_espeak, lambda pair: voices[pair % len(voices)].key
 
 
 def release_table(manifest: pd.DataFrame) -> pd.DataFrame:
