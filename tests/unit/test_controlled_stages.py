@@ -119,6 +119,7 @@ def test_split_finetune_audit(world):
     bounds = json.loads((root / "audit" / "bounds.json").read_text())["bounds"]
     assert {b["indicator"] for b in bounds} == {"loss", "ref_loss_diff", "base_loss"}
     assert all(b["method"] == "clopper_pearson" and b["delta"] == 1e-5 for b in bounds)
+    assert (root / "audit" / "repetitions.png").stat().st_size > 10_000
     text = (root / "audit" / "summary.md").read_text()
     assert "epsilon >=" in text and "repetitions=4" in text and summary["digest"] in text
 

@@ -34,9 +34,7 @@ if CFG.controlled is not None:
             ),
         output:
             metrics="results/controlled/blind.parquet",
-            summary=report(
-                "results/controlled/blind.md", category="6. Controlled audit"
-            ),
+            summary="results/controlled/blind.md",
         log:
             "results/logs/controlled/blind.log",
         benchmark:
@@ -97,11 +95,14 @@ if CFG.controlled is not None:
             scores="results/controlled/{cmodel}/audit/scores.parquet",
             metrics="results/controlled/{cmodel}/audit/metrics.parquet",
             bounds="results/controlled/{cmodel}/audit/bounds.json",
-            summary=report(
-                "results/controlled/{cmodel}/audit/summary.md",
+            summary="results/controlled/{cmodel}/audit/summary.md",
+            png=report(
+                "results/controlled/{cmodel}/audit/repetitions.png",
+                caption="../report/controlled.rst",
                 category="6. Controlled audit",
                 labels=lambda wc: {"model": wc.cmodel},
             ),
+            pdf="results/controlled/{cmodel}/audit/repetitions.pdf",
         log:
             "results/logs/controlled/audit/{cmodel}.log",
         benchmark:

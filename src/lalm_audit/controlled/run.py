@@ -299,7 +299,33 @@ def run_controlled_audit(
         {"model": alias, "split_digest": split.digest, "bounds": bounds}, out / "bounds.json"
     )
     io.write_text(summary_markdown(alias, split, metrics, bounds), out / "summary.md")
+    exposure_figure(alias, split, metrics, out / "repetitions.png", out / "repetitions.pdf")
     return {"metrics": metrics, "bounds": bounds}
+
+
+def exposure_figure(
+    alias: str, split: ControlledSplit, metrics: pd.DataFrame, *paths: str | Path
+) -> None:
+    """AUC (with CI) of members seen r times per epoch against all held-out items, for each r."""
+    from lalm_audit.report.style import COLORS, new_figure, save
+
+    fig, ax = new_figure(5.2, 3.6)
+    reps = list(split.repetition_set)
+    for k, ind in enumerate(INDICATORS):
+        m = metrics[metrics["indicator"] == ind].set_index("subset")
+        # one repetition count: its members are all members
+        rows = m.loc[[f"repetitions={r}" if len(reps) > 1 else "all" for r in reps]]
+        x = np.arange(len(reps)) + (k - 1) * 0.08  # side by side, so the CIs do not overlap
+        err = [rows["auc"] - rows["auc_lo"], rows["auc_hi"] - rows["auc"]]
+        ax.errorbar(x, rows["auc"], yerr=err, marker="o", capsize=3, label=ind)
+    ax.axhline(0.5, color=COLORS["chance"], lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(reps)), [str(r) for r in reps])
+    ax.set_xlabel("times a member was seen per epoch")
+    ax.set_ylabel("membership AUC (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{alias}: exposure vs membership signal", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, *paths)
 
 
 def summary_markdown(
