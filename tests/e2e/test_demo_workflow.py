@@ -375,3 +375,31 @@ def test_on_the_clean_matched_split_the_target_memorizes_and_the_control_does_no
     )
     c = control.loc[("filter", "response", "loss")]
     assert c["auc_lo"] <= 0.5 <= c["auc_hi"], c
+
+
+def test_the_controlled_demo(demo_run):
+    """demo-control, LoRA-fine-tuned on a random draw of demo-matched: blind at chance, a moderate
+    signal that rises with repetitions, the base at chance, and epsilon bounds with their delta."""
+    workdir, _ = demo_run
+    res = workdir / "results" / "controlled"
+    blind = io.read_table(res / "blind.parquet")
+    reported = blind[blind["stronger"]]
+    assert len(reported) == 5 and ((reported["auc_lo"] <= 0.5) & (reported["auc_hi"] >= 0.5)).all()
+    m = io.read_table(res / "demo-control" / "audit" / "metrics.parquet")
+    m = m.set_index(["indicator", "subset"])
+    ref = m.loc[("ref_loss_diff", "all")]
+    assert ref["auc_lo"] > 0.5 and ref["auc"] < 0.95, ref  # above chance, far from AUC 1.0
+    assert (
+        m.loc[("ref_loss_diff", "repetitions=8"), "auc"]
+        > m.loc[("ref_loss_diff", "repetitions=1"), "auc"] + 0.2
+    )
+    base = m.loc[("base_loss", "all")]
+    assert base["auc_lo"] <= 0.5 <= base["auc_hi"], base
+    bounds = io.read_json(res / "demo-control" / "audit" / "bounds.json")["bounds"]
+    one_run = next(
+        b for b in bounds if b["indicator"] == "ref_loss_diff" and b["method"] == "one_run"
+    )
+    assert one_run["epsilon"] > 0.5 and one_run["delta"] == 1e-5
+    assert all(b["epsilon"] == 0.0 for b in bounds if b["indicator"] == "base_loss")
+    assert "epsilon >=" in (res / "demo-control" / "audit" / "summary.md").read_text()
+    assert (res / "demo-control" / "audit" / "repetitions.png").stat().st_size > 10_000
