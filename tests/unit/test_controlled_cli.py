@@ -4,6 +4,7 @@ controlled-bounds prints an epsilon for a controlled split and refuses a post-ho
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -93,3 +94,30 @@ def test_the_commands_are_listed_also_under_python_m():
     for cmd in ("controlled-split", "controlled-finetune", "controlled-audit", "controlled-bounds",
                 "canaries-make", "canaries-audit"):  # fmt: skip
         assert cmd in res.stdout
+
+
+def test_canaries_audit_on_a_saved_model(tmp_path, capsys):
+    from lalm_audit.models.testing import save_tiny
+
+    model = save_tiny("qwen2_audio", tmp_path / "tiny")
+    cfg = yaml.safe_load(Path(_config(tmp_path)).read_text())
+    cfg["models"] = {
+        "tiny": {"family": "qwen2_audio", "path_or_hub_id": str(model), "device": "cpu"}
+    }
+    conf = tmp_path / "m.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    assert main(["canaries-make", "-c", str(conf), "-o", str(tmp_path / "can")]) == 0
+    out = tmp_path / "audit.json"
+    args = [
+        "canaries-audit",
+        "-c",
+        str(conf),
+        "--canaries",
+        str(tmp_path / "can" / "canaries.parquet"),
+    ]
+    assert main([*args, "-m", "tiny", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    # an untrained model: whatever its wins, 4 pairs can never reach p < 0.05 (1/16 at best)
+    assert result["pairs"] == 4 and 0 <= result["member_wins"] <= 4
+    assert result["p_value"] >= 1 / 16 and result["verdict"].startswith("no evidence")
+    assert "sign test" in capsys.readouterr().out
