@@ -130,3 +130,17 @@ def test_bad_settings_are_named():
         draw(pool(1, 3))
     with pytest.raises(LalmAuditError, match="unknown controlled draw"):
         draw(pool(), draw="coin")
+
+
+def test_bernoulli_repetitions_do_not_depend_on_other_coins():
+    from lalm_audit.controlled.split import repetition_plan
+
+    _, rec = draw(pool(4, 25), draw="bernoulli", repetitions=(1, 2, 4, 8), seed=5)
+    items = rec.items.sort_values(["stratum", "item_id"], ignore_index=True)
+    plan = repetition_plan(len(items), 5, (1, 2, 4, 8))
+    # each member's count is its pre-dealt count, whoever else became a member
+    members = items["label"] == 1
+    assert (items.loc[members, "repetitions"].to_numpy() == plan[members.to_numpy()]).all()
+    assert (items.loc[~members, "repetitions"] == 0).all()
+    # the plan itself deals every count to a quarter of the 100 candidates
+    assert sorted(np.bincount(plan)[[1, 2, 4, 8]]) == [25, 25, 25, 25]

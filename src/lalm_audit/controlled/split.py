@@ -17,8 +17,10 @@ Two draws:
   the premise of the one-run audit of Steinke, Nasr and Jagielski (2023).
 
 Members are given repetition counts (how often fine-tuning sees them) in
-turn from the configured list over a random order, so every count gets the
-same share of members, and of each speaker's members.
+turn from the configured list over a random order: in a ``balanced`` draw
+over the members, so every count gets the same share of members, and of
+each speaker's members; in a ``bernoulli`` draw over all candidates before
+the coins, so no item's count depends on another item's coin.
 """
 
 from __future__ import annotations
@@ -176,10 +178,25 @@ def _assign(
         label[chosen] = 1
         order.extend(int(i) for i in chosen)
     reps = np.zeros(len(items), dtype=np.int64)
-    offset = int(rng.integers(len(repetition_set)))
-    for k, i in enumerate(order):
-        reps[i] = repetition_set[(k + offset) % len(repetition_set)]
+    if draw == "bernoulli":
+        # every candidate's count comes from a stream of its own, dealt before and apart from the
+        # coins: flipping one coin then adds or removes one record (with its copies) and changes
+        # no other member's count, as the one-run audit's neighbouring datasets require
+        plan = repetition_plan(len(items), seed, repetition_set)
+        reps[label == 1] = plan[label == 1]
+    else:
+        offset = int(rng.integers(len(repetition_set)))
+        for k, i in enumerate(order):
+            reps[i] = repetition_set[(k + offset) % len(repetition_set)]
     return items.assign(label=label, repetitions=reps)
+
+
+def repetition_plan(n: int, seed: int, repetition_set: tuple[int, ...]) -> np.ndarray:
+    """Counts dealt in turn over a random order of all ``n`` candidates (items sorted by stratum, id)."""
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    plan = np.empty(n, dtype=np.int64)
+    plan[order] = np.resize(np.asarray(repetition_set, dtype=np.int64), n)
+    return plan
 
 
 def draw_controlled(
