@@ -109,9 +109,8 @@ def run_finetune(
     manifest = io.read_table(manifest_path)
     split = ControlledSplit.from_manifest(manifest)
     loaded = _load(cfg, alias)
-    if (
-        c.finetune.device != "auto"
-    ):  # 'auto': train where the model was loaded (models.<alias>.device)
+    # 'auto': train where the model was loaded (models.<alias>.device)
+    if c.finetune.device != "auto":
         from lalm_audit.models.loading import resolve_device
 
         device = resolve_device(c.finetune.device)
