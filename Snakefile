@@ -32,6 +32,7 @@ include: "workflow/rules/perturb.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/indicators.smk"
 include: "workflow/rules/correlation.smk"
+include: "workflow/rules/controlled.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -39,3 +40,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        CONTROLLED_TARGETS,

@@ -495,6 +495,11 @@ def cmd_perturb(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    if "controlled-split" not in COMMANDS:
+        from lalm_audit.controlled.cli import register
+
+        register(command)
+
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -233,6 +233,46 @@ STAGES: dict[str, Stage] = {
             "roc", ("roc",), ("analysis.targets", "splits.methods"), (f"{PACKAGE}.report.build",)
         ),
         Stage("report_tables", ("report_tables",), (), (f"{PACKAGE}.report.build",)),
+        Stage(
+            "controlled_split",
+            ("controlled_split",),
+            (
+                "controlled.pool",
+                "controlled.dataset",
+                "controlled.seed",
+                "controlled.draw",
+                "controlled.stratify_by_speaker",
+                "controlled.use_items",
+                "controlled.repetitions",
+            ),
+            (f"{PACKAGE}.controlled.split", f"{PACKAGE}.controlled.run"),
+        ),  # fmt: skip
+        Stage(
+            "controlled_blind",
+            ("controlled_blind",),
+            (
+                "seed",
+                "evaluation",
+                "verdicts",
+                "features.groups",
+                "controlled.pool",
+                "controlled.dataset",
+                *_BLIND,
+            ),
+            (f"{PACKAGE}.controlled.run", f"{PACKAGE}.blind"),
+        ),  # fmt: skip
+        Stage(
+            "controlled_finetune",
+            ("controlled_finetune",),
+            ("controlled.finetune", "models.{cmodel}"),
+            (f"{PACKAGE}.controlled.finetune", f"{PACKAGE}.controlled.run"),
+        ),
+        Stage(
+            "controlled_audit",
+            ("controlled_audit",),
+            ("controlled.privacy", "controlled.finetune.prompt", "evaluation", "models.{cmodel}"),
+            (f"{PACKAGE}.controlled.privacy", f"{PACKAGE}.controlled.run"),
+        ),
     )
 }
 
