@@ -246,7 +246,7 @@ STAGES: dict[str, Stage] = {
                 "controlled.repetitions",
             ),
             (f"{PACKAGE}.controlled.split", f"{PACKAGE}.controlled.run"),
-        ),  # fmt: skip
+        ),
         Stage(
             "controlled_blind",
             ("controlled_blind",),
@@ -260,7 +260,7 @@ STAGES: dict[str, Stage] = {
                 *_BLIND,
             ),
             (f"{PACKAGE}.controlled.run", f"{PACKAGE}.blind"),
-        ),  # fmt: skip
+        ),
         Stage(
             "controlled_finetune",
             ("controlled_finetune",),
