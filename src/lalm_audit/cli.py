@@ -471,6 +471,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _readme_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-r", "--results", default="results", help="results folder of a demo run")
+    p.add_argument("--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks")
+    p.add_argument("--write", action="store_true", help="rewrite the blocks (default: check them)")
+    p.add_argument("--tol", type=float, default=0.05, help="tolerance on numbers when checking")
+
+
+@command(
+    "readme",
+    "check (or --write) the README's demo blocks against a demo run's results",
+    config=False,
+    args=_readme_args,
+)
+def cmd_readme(args: argparse.Namespace) -> int:
+    from lalm_audit.report import readme
+
+    if args.write:
+        Path(args.readme).write_text(readme.sync(args.readme, args.results))
+        log.info("%s: demo blocks rewritten from %s", args.readme, args.results)
+        return 0
+    diffs = readme.differences(args.readme, args.results, tol=args.tol)
+    for d in diffs:
+        log.error("README block differs from the run: %s", d)
+    return 1 if diffs else 0
+
+
 def _perturb_args(p: argparse.ArgumentParser) -> None:
     _results_args(p)
     p.add_argument("--condition", nargs="*", help="condition(s); default: every configured one")

@@ -424,3 +424,13 @@ def test_the_controlled_demo(demo_run):
     assert all(b["epsilon"] == 0.0 for b in bounds if b["indicator"] == "base_loss")
     assert "epsilon >=" in (res / "demo-control" / "audit" / "summary.md").read_text()
     assert (res / "demo-control" / "audit" / "repetitions.png").stat().st_size > 10_000
+
+
+def test_the_readme_demo_blocks_equal_this_run(demo_run):
+    """The README's demo tables are generated from a run (lalm-audit readme --write): a fresh run
+    must give the same words and the same numbers within 0.05 (other CPUs differ in last digits)."""
+    from lalm_audit.report import readme
+
+    workdir, _ = demo_run
+    diffs = readme.differences(REPO / "README.md", workdir / "results", tol=0.05)
+    assert not diffs, "\n\n".join(diffs)
