@@ -46,7 +46,8 @@ def test_blind_check_on_a_controlled_split(tmp_path):
     io.write_table(feats, tmp_path / "features" / "pool" / "spectral.parquet", schema=FEATURES)
     rep = run_controlled_blind(cfg, tmp_path / "ctrl.parquet", tmp_path / "out", results=tmp_path)
     row = rep[rep["group"] == "spectral"].iloc[0]
-    assert row["auc_lo"] < 0.5 < row["auc_hi"]
+    verdict = io.read_json(tmp_path / "out" / "blind.verdict.json")
+    assert verdict["state"] != "shifted" and verdict["p_value"] > 0.2, verdict
     assert "| spectral | logistic |" in (tmp_path / "out" / "blind.md").read_text()
     assert int(row["n_members"]) == 60 and int(row["n_nonmembers"]) == 60
 
@@ -56,4 +57,5 @@ def test_blind_check_on_a_controlled_split(tmp_path):
     io.write_table(leaky, tmp_path / "features" / "pool" / "spectral.parquet", schema=FEATURES)
     rep = run_controlled_blind(cfg, tmp_path / "ctrl.parquet", tmp_path / "out", results=tmp_path)
     assert rep[rep["group"] == "spectral"].iloc[0]["auc_lo"] > 0.9
-    assert "| NO |" in (tmp_path / "out" / "blind.md").read_text()
+    assert io.read_json(tmp_path / "out" / "blind.verdict.json")["state"] == "shifted"
+    assert "**Verdict: shifted" in (tmp_path / "out" / "blind.md").read_text()
