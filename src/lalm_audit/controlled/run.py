@@ -18,6 +18,8 @@ from lalm_audit import io
 from lalm_audit.config import Config, ControlledConfig
 from lalm_audit.controlled.split import COLUMNS, ControlledSplit, draw_controlled
 from lalm_audit.errors import LalmAuditError
+from lalm_audit.evaluation import tpr_column
+from lalm_audit.report.tables import tpr_cell
 from lalm_audit.schemas import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -343,13 +345,9 @@ def summary_markdown(
         "| indicator | subset | AUC [CI] | TPR at FPR (counts) |",
         "|---|---|---|---|",
     ]
-    tpr_cols = [col for col in metrics.columns if col.startswith("tpr_at_")]
+    fprs = [f for f in (0.001, 0.01, 0.05) if tpr_column(f) in metrics.columns]
     for row in metrics.to_dict("records"):
-        tprs = ", ".join(
-            f"{col.removeprefix('tpr_at_').replace('pct_fpr', '%')}: {row[col]:.3f} "
-            f"({round(row[col] * row['n_members'])}/{row['n_members']})"
-            for col in tpr_cols
-        )
+        tprs = ", ".join(f"{f:.1%}: {tpr_cell(row, f)}" for f in fprs)
         lines.append(
             f"| {row['indicator']} | {row['subset']} | {row['auc']:.3f} "
             f"[{row['auc_lo']:.3f}, {row['auc_hi']:.3f}] | {tprs} |"
