@@ -2,6 +2,10 @@
 # One job per (model, dataset, condition, shard); shards are merged per stage.
 
 
+localrules:
+    merge_generations,
+
+
 if DEMO_MODELS:
 
     rule demo_model:
@@ -39,6 +43,8 @@ rule generate:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         model=lambda wc: config["models"][wc.model],
         shards=CFG.scoring.shards,
@@ -86,6 +92,8 @@ rule score:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         model=lambda wc: config["models"][wc.model],
         shards=CFG.scoring.shards,
@@ -115,6 +123,8 @@ rule score_perturbed:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         model=lambda wc: config["models"][wc.model],
         shards=CFG.scoring.shards,
