@@ -1,9 +1,9 @@
 # lalm-audit: membership-inference auditing of Large Audio Language Models.
 # Table of contents only; all logic lives in the lalm_audit package (src/).
 #
-#   snakemake --profile profiles/default                          # the demo audit
-#   snakemake --profile profiles/default --configfile my.yaml     # your data
-#   snakemake blind_only --profile profiles/default --configfile my.yaml  # blind baseline only
+#   snakemake --profile profiles/local                          # the demo audit
+#   snakemake --profile profiles/local --configfile my.yaml     # your data
+#   snakemake blind_only --profile profiles/local --configfile my.yaml  # blind baseline only
 
 
 import os

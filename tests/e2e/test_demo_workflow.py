@@ -26,7 +26,7 @@ def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
-        "--profile", str(REPO / "profiles" / "default"),
+        "--profile", str(REPO / "profiles" / "local"),
         "--configfile", str(REPO / "config" / "demo.yaml"),
         "--directory", str(workdir),
         "--cores", "2",

@@ -131,6 +131,11 @@ def model_files(wildcards):
     )
 
 
+def model_gpus(wildcards):
+    """GPUs a model job holds: none for a model on `device: cpu` (the `gpu` pool of --resources)."""
+    return int(CFG.models[wildcards.model].device != "cpu")
+
+
 def condition_manifest(wildcards):
     condition = getattr(wildcards, "condition", "original")
     return str(score_paths.manifest_path(wildcards.dataset, condition))

@@ -2,6 +2,10 @@
 # Each group is its own cached table, so adding a dataset or a group runs only its jobs.
 
 
+localrules:
+    features_merge,
+
+
 rule features_shard:
     input:
         manifest="results/manifests/{dataset}.parquet",

@@ -2,6 +2,10 @@
 # and modality disentanglement (perturbed conditions against the original).
 
 
+localrules:
+    mia_summary,
+
+
 rule indicators:
     input:
         stats=expand(

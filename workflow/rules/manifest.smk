@@ -1,6 +1,10 @@
 # Dataset manifests: every item kept or rejected with a reason.
 
 
+localrules:
+    manifest_summary,
+
+
 rule manifest:
     input:
         dataset_sources,

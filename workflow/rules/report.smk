@@ -3,6 +3,10 @@
 # marked with report() into one self-contained HTML file.
 
 
+localrules:
+    report_tables,
+
+
 rule roc:
     input:
         scores="results/indicators/{model}/{dataset}/original/{response}.parquet",

@@ -2,6 +2,10 @@
 # One job per (model, dataset, condition, shard); shards are merged per stage.
 
 
+localrules:
+    merge_generations,
+
+
 if DEMO_MODELS:
 
     rule demo_model:
@@ -38,6 +42,8 @@ rule generate:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         stage=stage_params("generate"),
     script:
@@ -86,6 +92,8 @@ rule score:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         stage=stage_params("score"),
         condition="original",
@@ -113,6 +121,8 @@ rule score_perturbed:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
         stage=stage_params("score"),
         condition=lambda wc: wc.condition,
