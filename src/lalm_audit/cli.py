@@ -473,7 +473,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _readme_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--results", default="results", help="results folder of a demo run")
-    p.add_argument("--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks")
+    p.add_argument(
+        "--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks"
+    )
     p.add_argument("--write", action="store_true", help="rewrite the blocks (default: check them)")
     p.add_argument("--tol", type=float, default=0.05, help="tolerance on numbers when checking")
 

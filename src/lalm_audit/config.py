@@ -236,6 +236,11 @@ class EvaluationConfig(Strict):
     """How every score (blind or MIA) is evaluated; see ``lalm_audit.evaluation``."""
 
     bootstrap: int = Field(1000, ge=100, description="Stratified bootstrap resamples for every CI.")
+    speaker_bootstrap: Literal["auto", "off"] = Field(
+        "auto",
+        description="MIA scores: also a speaker-level (cluster) bootstrap CI, drawing whole speakers, "
+        "beside the item-level one ('auto': when the manifest has speaker ids).",
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of every CI.")
     fpr_targets: tuple[float, ...] = Field(
         (0.001, 0.01, 0.05), description="FPR bounds at which TPR is reported (0.001 = 0.1%)."

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import special, stats
 from sklearn.metrics import roc_curve
 
@@ -189,6 +190,37 @@ class StratifiedResamples:
         w_neg = _multiplicities(rng, n_resamples, n0, dtype)
         return cls(y, w_pos, w_neg)
 
+    @classmethod
+    def draw_clustered(
+        cls, labels: Any, clusters: Any, n_resamples: int = 1000, seed: int = 0
+    ) -> StratifiedResamples:
+        """Cluster bootstrap: whole clusters (e.g. speakers) drawn with replacement, each with all its items.
+
+        Items of one speaker are not independent (a score that tracks the voice moves them
+        together), so an item-level bootstrap understates the spread. Clusters whose items are
+        all of one class are drawn within their class (stratified, as the item-level draw);
+        clusters holding both classes are drawn from the pool of such clusters. A resample's
+        class sizes then vary; :meth:`aucs` divides by each resample's own sizes.
+        """
+        y = np.asarray(labels).astype(int)
+        codes = pd.factorize(pd.Series(np.asarray(clusters), dtype=object))[0]
+        k = int(codes.max()) + 1
+        has1 = np.bincount(codes, weights=y == 1, minlength=k) > 0
+        has0 = np.bincount(codes, weights=y == 0, minlength=k) > 0
+        rng = np.random.default_rng([seed, 0xC1])
+        counts = np.zeros((k, n_resamples), dtype=np.int32)
+        for pool in (
+            np.flatnonzero(has1 & ~has0),
+            np.flatnonzero(has0 & ~has1),
+            np.flatnonzero(has1 & has0),
+        ):
+            if pool.size:
+                draws = pool[rng.integers(0, pool.size, size=(n_resamples, pool.size))]
+                for b in range(n_resamples):
+                    counts[:, b] += np.bincount(draws[b], minlength=k)
+        w = counts[codes]
+        return cls(y, np.ascontiguousarray(w[y == 1]), np.ascontiguousarray(w[y == 0]))
+
     @property
     def n_resamples(self) -> int:
         return self.w_pos.shape[1]
@@ -227,8 +259,14 @@ class StratifiedResamples:
         twice *= self.w_pos
         twice_u = twice.sum(axis=0, dtype=np.int64)
         # U / (n1 n0) as scipy's U statistic is divided, so the CIs are bit-identical to the former
-        # scipy.stats.bootstrap path (same seed, same draws: it also draws integers per class in turn)
-        return (twice_u / 2) / (pos.size * neg.size)
+        # scipy.stats.bootstrap path (same seed, same draws: it also draws integers per class in turn);
+        # a cluster draw's class sizes vary by resample (a resample missing a class has no AUC)
+        n1 = self.w_pos.sum(axis=0, dtype=np.int64)
+        n0 = cum[-1].astype(np.int64)
+        if (n1 == pos.size).all() and (n0 == neg.size).all():
+            return (twice_u / 2) / (pos.size * neg.size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where((n1 > 0) & (n0 > 0), (twice_u / 2) / (n1 * n0), np.nan)
 
 
 def _multiplicities(rng: np.random.Generator, n_resamples: int, n: int, dtype: Any) -> np.ndarray:
@@ -248,6 +286,7 @@ def _multiplicities(rng: np.random.Generator, n_resamples: int, n: int, dtype: A
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
     """Percentile interval, computed as ``scipy.stats.bootstrap(method="percentile")`` computes it."""
     alpha = (1 - confidence) / 2
+    values = values[np.isfinite(values)]
     lo, hi = stats.quantile(values, np.array([alpha, 1 - alpha]))
     return float(lo), float(hi)
 

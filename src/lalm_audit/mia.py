@@ -37,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lalm_audit import verdicts
-from lalm_audit.evaluation import StratifiedResamples, auc, evaluate, tpr_column
+from lalm_audit.evaluation import StratifiedResamples, auc, bootstrap_auc_ci, evaluate, tpr_column
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class EvalSettings:
         None  # slices whose indicators feed the aggregate (None: all)
     )
     shuffles: int = 19  # label shuffles of the aggregate's CV (its permutation null)
+    speaker_bootstrap: bool = (
+        True  # a speaker-level CI beside the item-level one, when speakers are given
+    )
     alpha: float = 0.05  # the verdicts' false-positive rate
 
 
@@ -113,10 +116,17 @@ def aggregate_null(
 
 
 def evaluate_split(
-    scores: pd.DataFrame, labels: pd.Series, items: set[str] | None, settings: EvalSettings
+    scores: pd.DataFrame,
+    labels: pd.Series,
+    items: set[str] | None,
+    settings: EvalSettings,
+    speakers: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Metrics of every (slice, indicator) and of the aggregated attack on one split.
 
+    ``speakers`` (item id -> speaker id, derived items map to their source item): adds a
+    speaker-level bootstrap CI of every AUC (``auc_lo_speaker`` / ``auc_hi_speaker``), whole
+    speakers drawn with replacement, beside the item-level one.
     Returns (metrics rows, aggregate scores, dataset-level test).
     """
     if items is not None:
@@ -140,14 +150,28 @@ def evaluate_split(
             shared[key] = StratifiedResamples.draw(y, settings.n_resamples, settings.seed)
         return shared[key]
 
+    clustered: dict[tuple[str, ...], StratifiedResamples] = {}
+
+    def speaker_ci(item_ids: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, float]:
+        if speakers is None or not settings.speaker_bootstrap:
+            return {}
+        key = tuple(item_ids)
+        if key not in clustered:
+            spk = speakers.reindex([base_item_id(i) for i in item_ids]).to_numpy()
+            clustered[key] = StratifiedResamples.draw_clustered(
+                y, spk, settings.n_resamples, settings.seed
+            )
+        lo, hi = bootstrap_auc_ci(y, s, confidence=settings.confidence, resamples=clustered[key])
+        return {"auc_lo_speaker": lo, "auc_hi_speaker": hi}
+
     for (sl, ind), grp in scores.groupby(["slice", "indicator"], sort=True):
         y = labels.loc[grp["item_id"]].to_numpy()
         if len(np.unique(y)) < 2:
             continue
-        e = evaluate(y, grp["score"].to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
-                     fprs=settings.fprs, seed=settings.seed,
-                     resamples=resamples_for(grp["item_id"].to_numpy(), y))  # fmt: skip
-        rows.append({"slice": sl, "indicator": ind, **e.as_row()})
+        ids, s = grp["item_id"].to_numpy(), grp["score"].to_numpy()
+        e = evaluate(y, s, n_resamples=settings.n_resamples, confidence=settings.confidence,
+                     fprs=settings.fprs, seed=settings.seed, resamples=resamples_for(ids, y))  # fmt: skip
+        rows.append({"slice": sl, "indicator": ind, **e.as_row(), **speaker_ci(ids, y, s)})
     wide = wide_scores(
         scores if settings.agg_slices is None else scores[scores["slice"].isin(settings.agg_slices)]
     )
@@ -156,7 +180,8 @@ def evaluate_split(
     e = evaluate(y, agg.to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
                  fprs=settings.fprs, seed=settings.seed,
                  resamples=resamples_for(agg.index.to_numpy(), y))  # fmt: skip
-    rows.append({"slice": "all", "indicator": AGGREGATE, **e.as_row()})
+    rows.append({"slice": "all", "indicator": AGGREGATE, **e.as_row(),
+                 **speaker_ci(agg.index.to_numpy(), y, agg.to_numpy())})  # fmt: skip
     null = aggregate_null(wide, labels, folds=settings.folds, seed=settings.seed, C=settings.C,
                           shuffles=settings.shuffles)  # fmt: skip
     v = verdicts.learned_signal_verdict(float(rows[-1]["auc"]), null, settings)
@@ -179,11 +204,12 @@ def evaluate_mia(
     labels: pd.Series,
     splits: Mapping[str, set[str] | None],
     settings: EvalSettings,
+    speakers: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate on every split. Returns (metrics with a ``split`` column and the dataset test, aggregate scores)."""
     metrics, aggs = [], []
     for name, items in splits.items():
-        m, a, test = evaluate_split(scores, labels, items, settings)
+        m, a, test = evaluate_split(scores, labels, items, settings, speakers)
         m.insert(0, "split", name)
         for k, v in test.items():
             m[k] = (
@@ -299,12 +325,26 @@ def _source_provenance(path: str) -> dict[str, Any]:
     return {k: src[k] for k in ("model_revision", "model_id", "response") if k in src}
 
 
+def known_speakers(manifest_path: str | None) -> pd.Series | None:
+    """item_id -> speaker_id from a manifest, or None when it names no speaker (all 'unknown')."""
+    from lalm_audit import io
+
+    if manifest_path is None:
+        return None
+    m = io.read_table(manifest_path, columns=["item_id", "speaker_id"])
+    spk = m.set_index("item_id")["speaker_id"].astype(str)
+    known = ~spk.isin(["", "unknown", "None", "nan"])
+    if known.sum() == 0 or spk[known].nunique() < 4:
+        return None  # too few speakers to draw from: the item-level CI stands alone
+    return spk.where(known, "\0item:" + spk.index.to_series())
+
+
 def settings_from(cfg: Any) -> EvalSettings:
     ev, agg = cfg.evaluation, cfg.indicators.aggregate
     slices = tuple(agg.slices) if agg.slices is not None else None
     return EvalSettings(
         ev.bootstrap, ev.confidence, tuple(ev.fpr_targets), cfg.seed, agg.folds, agg.C, slices,
-        cfg.verdicts.aggregate_shuffles, cfg.verdicts.alpha,
+        cfg.verdicts.aggregate_shuffles, cfg.verdicts.alpha, ev.speaker_bootstrap == "auto",
     )  # fmt: skip
 
 
@@ -317,6 +357,7 @@ def run_mia(
     table_out: str,
     *,
     status_path: str | None = None,
+    manifest_path: str | None = None,
 ) -> pd.DataFrame:
     """Evaluation stage: metrics per split x slice x indicator, the aggregated attack, a Markdown table.
 
@@ -335,8 +376,9 @@ def run_mia(
         for name, path in splits.items()
     }
     metrics, agg = evaluate_mia(
-        scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
-    )
+        scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg),
+        speakers=known_speakers(manifest_path),
+    )  # fmt: skip
     metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
     prov = io.provenance("mia", cfg, **_source_provenance(scores_path))
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)

@@ -210,11 +210,13 @@ MIA_METRICS = TableSchema(
         "blind_verdict": pa.string(),
     },
     nullable=frozenset({"p_perm", "agg_verdict"}),
-    extra_prefixes=("tpr_at_", "auc_delong_"),
+    extra_prefixes=("tpr_at_", "auc_delong_", "auc_lo_speaker", "auc_hi_speaker"),
     key=("split", "slice", "indicator"),
     doc={
         "split": "full, or a clean split's name",
         "auc_lo": "lower bound of the stratified bootstrap CI (evaluation.confidence)",
+        "auc_lo_speaker": "speaker-level (cluster) bootstrap CI (_lo/_hi_speaker): whole speakers drawn with "
+        "replacement; present when the manifest names speakers (evaluation.speaker_bootstrap)",
         "auc_delong_lo": "DeLong's analytic CI of the AUC (_lo/_hi): the resampling-free cross-check of auc_lo/auc_hi",
         "tpr_at_*": "largest TPR at FPR <= the bound (e.g. tpr_at_1pct_fpr); NaN when unresolved (see _resolved)",
         "tpr_at_*_lo": "Clopper-Pearson CI of that TPR (_lo/_hi; conditional on the threshold), NaN when unresolved",

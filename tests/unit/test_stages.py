@@ -103,7 +103,9 @@ def test_every_rule_has_a_contract_and_takes_its_params_from_it():
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text(encoding="utf-8")
         for m in re.finditer(r"^\s*rule (\w+):\n(.*?)(?=^\s*rule \w+:|\Z)", text, re.M | re.S):
-            if "script:" in m.group(2):  # a job (target-only rules such as `controlled` run nothing)
+            if "script:" in m.group(
+                2
+            ):  # a job (target-only rules such as `controlled` run nothing)
                 rules[m.group(1)] = m.group(2)
     assert set(rules) == set(stages.RULE_STAGE)
     for rule, body in rules.items():

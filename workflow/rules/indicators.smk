@@ -29,6 +29,7 @@ rule indicators:
 rule mia:
     input:
         scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
+        manifest="results/manifests/{dataset}.parquet",
         splits=split_files,
         status=split_status,
     output:

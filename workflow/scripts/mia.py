@@ -13,4 +13,5 @@ run_mia(
     out.aggregate,
     out.table,
     status_path=snakemake.input.status,
+    manifest_path=snakemake.input.manifest,
 )

@@ -23,7 +23,9 @@ from lalm_audit.mia import status_word
 from lalm_audit.report.tables import fmt_ci, to_markdown
 
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
-BLOCK = re.compile(r"(<!-- demo:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /demo:(?P=name) -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- demo:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /demo:(?P=name) -->)", re.S
+)
 
 
 def _mia(results: Path) -> str:
@@ -102,7 +104,9 @@ def sync(readme: str | Path, results: str | Path) -> str:
     text = Path(readme).read_text()
     missing = sorted(set(fresh) - set(blocks(text)))
     if missing:
-        raise ValueError(f"{readme} lacks the blocks {missing} (<!-- demo:NAME --> ... <!-- /demo:NAME -->)")
+        raise ValueError(
+            f"{readme} lacks the blocks {missing} (<!-- demo:NAME --> ... <!-- /demo:NAME -->)"
+        )
     return BLOCK.sub(lambda m: m.group(1) + fresh[m.group("name")] + m.group(4), text)
 
 
