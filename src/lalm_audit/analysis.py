@@ -5,7 +5,7 @@ modality carries it.
   out-of-fold logit (Pearson and Spearman with bootstrap CIs).
 - :func:`confound_adjusted_many`: the AUC once the blind artifacts are
   regressed out inside CV folds, and the gain of blind + indicator over blind
-  alone (nested CV); :func:`signal_verdict` reads them.
+  alone (nested CV); :func:`lalm_audit.verdicts.correlation_verdict` reads them.
 - :func:`run_correlation`: the correlation stage (both, per split, + figure).
 - :func:`compare_conditions`: each perturbation condition's AUC against the
   original condition's on the same items (paired stratified bootstrap of the
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lalm_audit import verdicts
 from lalm_audit.evaluation import correlation, evaluate, holm, paired_auc_difference
 from lalm_audit.mia import base_item_id
 
@@ -304,30 +305,6 @@ def confound_adjusted(
     )["score"]  # fmt: skip
 
 
-def signal_verdict(r: Mapping[str, Any]) -> str:
-    """What an indicator's signal is, read from its raw and confound-adjusted AUC CIs (and r)."""
-    raw_lo, raw_hi = r["auc_lo"], r["auc_hi"]
-    if raw_lo <= 0.5 <= raw_hi:
-        return "no signal (AUC CI contains 0.5)"
-    side = "above" if raw_lo > 0.5 else "below"
-    corr = r.get("pearson_r")
-    rtxt = f"; r = {corr:+.2f} with the blind logit" if corr is not None and pd.notna(corr) else ""
-    if pd.isna(r.get("adjusted_auc")):
-        return f"signal {side} chance (not adjusted){rtxt}"
-    if r["adjusted_lo"] <= 0.5 <= r["adjusted_hi"]:
-        return f"SPURIOUS: {side} chance, explained by the blind artifacts (adjusted AUC CI contains 0.5{rtxt})"
-    adj_side = "above" if r["adjusted_lo"] > 0.5 else "below"
-    if adj_side != side:
-        return f"SPURIOUS: {side} chance, reversed once the blind artifacts are removed{rtxt}"
-    if r.get("confounded"):
-        # on a split the blind features separate, no adjustment can tell the rest from the shift
-        return (
-            f"CONFOUNDED: {side} chance after adjustment, but the blind baseline separates this split, "
-            f"so the rest cannot be attributed to membership: audit a clean split{rtxt}"
-        )
-    return f"membership signal beyond the blind artifacts (adjusted AUC CI excludes 0.5{rtxt})"
-
-
 # --------------------------------------------------------------------------- stages (I/O at the edges)
 
 
@@ -427,6 +404,7 @@ def run_correlation(
     results: str = "results",
     manifest: str | None = None,
     status_path: str | None = None,
+    mia_metrics_path: str | None = None,
     title: str = "",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Correlation stage: how much of each target's MIA signal the blind artifacts explain, per split.
@@ -444,11 +422,11 @@ def run_correlation(
     from lalm_audit import io
     from lalm_audit.blind import (
         COMBINED,
+        fold_grouping,
         group_columns,
         load_blind,
         make_preprocessor,
         stratified_folds,
-        text_groups,
     )
     from lalm_audit.features.table import load_features
     from lalm_audit.mia import mark_confounded
@@ -465,6 +443,11 @@ def run_correlation(
     groups = [g for g in (COMBINED, *cfg.features.groups) if g in set(blind.predictions["group"])]
     logits = {g: blind.scores(g).set_index("item_id")["logit"] for g in groups}
     fs = load_features(dataset, cfg.features.groups, results=results, manifest=manifest)
+    agg_p: dict[str, float] = {}
+    if mia_metrics_path:
+        mm = io.read_table(mia_metrics_path)
+        mm = mm[mm["indicator"] == "aggregate"]
+        agg_p = dict(zip(mm["split"], mm["p_perm"], strict=True))
     corr_frames: list[pd.DataFrame] = []
     adj_rows: list[dict[str, Any]] = []
     # the figure's panels: the first split's scores against the combined logit
@@ -499,8 +482,9 @@ def run_correlation(
         )
         adjusted: dict[tuple[str, str], dict[str, float]] = {}
         if cfg.analysis.confound_adjust and int(np.bincount(y, minlength=2).min()) >= 2:
-            same_text = text_groups(sub) if cfg.blind.group_same_text else None
-            folds = stratified_folds(y, cfg.blind.folds, cfg.seed, groups=same_text)
+            folds = stratified_folds(
+                y, cfg.blind.folds, cfg.seed, groups=fold_grouping(sub, cfg.blind).groups
+            )
             pre = partial(make_preprocessor, group_columns(sub, COMBINED), "logistic", cfg.blind)
             adjusted = confound_adjusted_many(
                 {t: x.to_numpy() for t, x in complete.items()}, y, sub.frame, pre, folds=folds, **kw
@@ -510,6 +494,11 @@ def run_correlation(
             row = {"split": split, "slice": t[0], "indicator": t[1], "auc": e.auc, "auc_lo": e.auc_lo,
                    "auc_hi": e.auc_hi, "pearson_r": r_combined.get(t, np.nan), "n_members": int((y == 1).sum()),
                    "n_nonmembers": int((y == 0).sum())}  # fmt: skip
+            if t == (
+                "all",
+                "aggregate",
+            ):  # a learned score: its significance is its permutation p-value
+                row["p_perm"] = agg_p.get(split, np.nan)
             a = adjusted.get(t, {})
             for k in ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
                       "gain_lo", "gain_hi", "gain_p"):  # fmt: skip
@@ -524,10 +513,17 @@ def run_correlation(
     adj = mark_confounded(
         pd.DataFrame(adj_rows), io.read_table(status_path) if status_path else None
     )
-    adj["verdict"] = [signal_verdict(r) for r in adj.to_dict("records")]
+    adj["verdict"] = [
+        verdicts.correlation_verdict(r, cfg.verdicts.alpha) for r in adj.to_dict("records")
+    ]
     prov = io.provenance(
         "correlation",
-        {"analysis": cfg.analysis, "evaluation": cfg.evaluation, "blind": cfg.blind},
+        {
+            "analysis": cfg.analysis,
+            "evaluation": cfg.evaluation,
+            "blind": cfg.blind,
+            "verdicts": cfg.verdicts,
+        },
         seed=cfg.seed,
         dataset=dataset,
     )

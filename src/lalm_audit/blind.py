@@ -47,12 +47,12 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from threadpoolctl import threadpool_limits
 
 from lalm_audit import evaluation as ev
-from lalm_audit import io
+from lalm_audit import io, verdicts
 from lalm_audit.config import BlindConfig, Config, EvaluationConfig
 from lalm_audit.errors import DatasetError
 from lalm_audit.features.registry import GROUPS
 from lalm_audit.features.table import SEP, FeatureSet, GroupColumns, load_features
-from lalm_audit.schemas import BLIND_EXPLANATIONS, BLIND_METRICS, BLIND_PREDICTIONS
+from lalm_audit.schemas import BLIND_EXPLANATIONS, BLIND_METRICS, BLIND_NULL, BLIND_PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,10 @@ def stratified_folds(
             f"blind CV needs at least 2 items per class ({(y == 1).sum()} members, {(y == 0).sum()} non-members)"
         )
     k = min(n_folds, smallest)
+    if groups is not None:
+        k = min(k, int(pd.Series(groups).nunique()))
+        if k < 2:
+            raise ValueError("blind CV needs at least 2 fold groups (e.g. speakers)")
     if k < n_folds:
         log.warning(
             "only %d items in the smaller class: %d-fold instead of %d-fold CV",
@@ -215,19 +219,131 @@ def stratified_folds(
 
 
 def text_groups(fs: FeatureSet) -> np.ndarray | None:
-    """Group id per item such that identical transcripts (case and spacing aside) share a group.
+    """Group id per item such that items whose transcript occurs in both classes share a group.
 
     Two items with the same transcript in different folds make the text
     model predict one from the other; when they carry opposite labels (the
     same sentence read by a member and a non-member speaker) that pushes the
-    AUC far below 0.5. Keeping them in one fold removes the artifact. None when
-    the feature set has no text column.
+    AUC far below 0.5, so such items share a fold. A transcript found in one
+    class only is left ungrouped (each item its own group): grouping it would
+    hide a vocabulary that differs by class, since a sentence repeated only
+    among the members could then never be learned from its other readings.
+    None when the feature set has no text column or no transcript is shared.
     """
     text_cols = [c for g in fs.groups.values() for c in g.text]
     if not text_cols:
         return None
     norm = fs.frame[text_cols[0]].astype(str).map(lambda t: " ".join(t.lower().split()))
-    return pd.factorize(norm)[0]
+    codes = pd.factorize(norm)[0]
+    y = fs.labels
+    both = pd.Series(y).groupby(codes).nunique().to_numpy() > 1
+    if not both.any():
+        return None
+    shared = both[codes]
+    # shared transcripts: their code; the rest: a group of their own (offset past every code)
+    return np.where(shared, codes, codes.max() + 1 + np.arange(len(codes)))
+
+
+def speaker_ids(fs: FeatureSet) -> np.ndarray | None:
+    """The items' speaker ids, or None when the manifest gave none (missing ones become unique ids)."""
+    if "speaker_id" not in fs.items:
+        return None
+    spk = fs.items["speaker_id"].astype(object)
+    known = spk.notna() & ~spk.astype(str).isin(["", "unknown", "None", "nan"])
+    if not known.any():
+        return None
+    own = pd.Series([f"\0item:{i}" for i in fs.item_ids], index=spk.index)
+    return spk.where(known, own).astype(str).to_numpy(dtype=object)
+
+
+def _components(*keys: np.ndarray) -> np.ndarray:
+    """Connected components of items that share any key (union of the partitions)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(keys[0])
+    rows, cols, offset = [], [], n
+    for k in keys:
+        codes = pd.factorize(pd.Series(k, dtype=object))[0]
+        rows.append(np.arange(n))
+        cols.append(offset + codes)
+        offset += int(codes.max()) + 1
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    g = coo_matrix((np.ones(r.size), (r, c)), shape=(offset, offset))
+    return connected_components(g, directed=False)[1][:n]
+
+
+@dataclass(frozen=True)
+class FoldGrouping:
+    """Which items must share a CV fold, and why (said in every summary)."""
+
+    groups: np.ndarray | None
+    by_speaker: bool
+    description: str
+
+
+def fold_grouping(fs: FeatureSet, cfg: BlindConfig) -> FoldGrouping:
+    """CV groups: speakers (when known and ``group_by_speaker`` allows) and transcripts both classes share.
+
+    Both at once when their union still leaves enough groups for the folds;
+    otherwise the speakers when they are label-associated (at least half of the
+    items come from a speaker whose items are >= 90% one class: there a
+    classifier could score by recognizing voices it saw), else the shared
+    transcripts.
+    """
+    spk = speaker_ids(fs) if cfg.group_by_speaker != "off" else None
+    if cfg.group_by_speaker == "on" and spk is None:
+        raise DatasetError(
+            str(fs.items["dataset"].iloc[0]) if len(fs) else "?",
+            "blind.group_by_speaker is 'on' but the manifest has no speaker ids",
+            "map a speaker column (columns: {speaker_id: ...}) or set group_by_speaker: auto",
+        )
+    txt = text_groups(fs) if cfg.group_same_text else None
+    if spk is None and txt is None:
+        return FoldGrouping(None, False, "stratified by class")
+    if spk is None:
+        return FoldGrouping(txt, False, "transcripts read in both classes kept in one fold")
+    if txt is None:
+        return FoldGrouping(spk, True, "grouped by speaker")
+    both = _components(spk, txt)
+    if np.bincount(both).max() <= len(fs) / max(2, cfg.folds):
+        return FoldGrouping(
+            both, True, "grouped by speaker and by transcripts read in both classes"
+        )
+    y = fs.labels
+    purity = pd.Series(y).groupby(spk).transform("mean").to_numpy()
+    if np.mean((purity >= 0.9) | (purity <= 0.1)) >= 0.5:
+        return FoldGrouping(
+            spk,
+            True,
+            "grouped by speaker (speakers and shared transcripts together leave too few groups)",
+        )
+    return FoldGrouping(
+        txt, False, "transcripts read in both classes kept in one fold (speakers are mixed across the "
+        "classes; grouping both leaves too few groups)",
+    )  # fmt: skip
+
+
+def permute_labels(
+    y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """Labels under the null: shuffled across groups when every group holds one class, else across items.
+
+    With speaker-pure classes the exchangeable units are speakers: shuffling
+    items would break the speaker-label link that a speaker-grouped CV keeps,
+    and the null would not be the real procedure's null.
+    """
+    y = np.asarray(y, dtype=int)
+    if groups is not None:
+        codes = pd.factorize(pd.Series(groups, dtype=object))[0]
+        per = pd.Series(y).groupby(codes).agg(["min", "max"])
+        if (per["min"] == per["max"]).all() and len(per) >= 4:
+            glab = per["min"].to_numpy()
+            for _ in range(100):  # both classes need at least 2 items
+                new = rng.permutation(glab)[codes]
+                if min((new == 1).sum(), (new == 0).sum()) >= 2:
+                    return new
+    return rng.permutation(y)
 
 
 # --------------------------------------------------------------------------- out-of-fold scores
@@ -537,6 +653,11 @@ class BlindResult:
     predictions: pd.DataFrame
     metrics: pd.DataFrame
     explanations: pd.DataFrame
+    null: pd.DataFrame  # run, group, classifier, auc: the label-shuffled refits of every check
+
+    def verdict(self, cfg: Any, *, what: str = "members and non-members") -> Any:
+        """The blind verdict (:func:`lalm_audit.verdicts.shift_verdict`) under the ``verdicts`` config."""
+        return verdicts.shift_verdict(self.metrics, self.null, cfg, what=what)
 
     def scores(self, group: str = COMBINED, classifier: str = "stronger") -> pd.DataFrame:
         """``item_id``, ``label``, ``prob``, ``logit`` of one group (``'stronger'``: the reported classifier)."""
@@ -557,39 +678,30 @@ def _run_task(
     folds: np.ndarray,
     seed: int,
     keep: bool,
+    grouping: np.ndarray | None = None,
 ) -> tuple[str, str, int, np.ndarray, OOF]:
-    """One CV: ``run`` -1 is the real one, 0.. are permutation-control shuffles.
+    """One CV: ``run`` -1 is the real one, 0.. are permutation shuffles.
 
     Tasks are the unit of parallelism, so each runs its BLAS/OpenMP on one
     thread: nested threads on small folds only oversubscribe the cores.
     """
     with threadpool_limits(1):
-        return _run_task_inner(fs, group, classifier, cfg, run, folds, seed, keep)
+        if run < 0:
+            y, f = fs.labels, folds
+        else:  # the null: shuffled labels (by group where classes are group-pure), folds re-stratified on them
+            y, f = null_labels_and_folds(fs.labels, grouping, cfg.folds, seed, run)
+        oof = oof_scores(
+            fs, group, classifier, cfg, labels=y, folds=f, seed=seed, keep_models=keep and run < 0
+        )
+        return group, classifier, run, y, oof
 
 
-def _run_task_inner(
-    fs: FeatureSet,
-    group: str,
-    classifier: str,
-    cfg: BlindConfig,
-    run: int,
-    folds: np.ndarray,
-    seed: int,
-    keep: bool,
-) -> tuple[str, str, int, np.ndarray, OOF]:
-    if run < 0:
-        y, f = fs.labels, folds
-    else:  # permutation control: shuffled labels, same CV procedure (folds stratified on them)
-        y = np.random.default_rng(derive_seed(seed, "shuffle", run)).permutation(fs.labels)
-        f = stratified_folds(y, cfg.folds, derive_seed(seed, "folds", run), _fold_groups(fs, cfg))
-    oof = oof_scores(
-        fs, group, classifier, cfg, labels=y, folds=f, seed=seed, keep_models=keep and run < 0
-    )
-    return group, classifier, run, y, oof
-
-
-def _fold_groups(fs: FeatureSet, cfg: BlindConfig) -> np.ndarray | None:
-    return text_groups(fs) if cfg.group_same_text else None
+def null_labels_and_folds(
+    labels: np.ndarray, grouping: np.ndarray | None, n_folds: int, seed: int, run: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle ``run`` of the permutation null: the same labels and folds for every check."""
+    y = permute_labels(labels, grouping, np.random.default_rng(derive_seed(seed, "shuffle", run)))
+    return y, stratified_folds(y, n_folds, derive_seed(seed, "folds", run), grouping)
 
 
 def _explain_task(
@@ -607,6 +719,16 @@ def _explain_task(
     return explain(fs, imp, classifier, top).assign(group=group, classifier=classifier)
 
 
+def checks_of(
+    groups: Sequence[str], classifiers: Sequence[str], cfg: BlindConfig
+) -> list[tuple[str, str]]:
+    """The (group, classifier) checks a blind CV runs: trees only on ``cfg.gbt_groups``."""
+    trees = set(cfg.gbt_groups)
+    return [
+        (g, c) for g in groups for c in classifiers if c != "gbt" or "all" in trees or g in trees
+    ]
+
+
 def cross_validate(
     fs: FeatureSet,
     cfg: BlindConfig,
@@ -620,66 +742,71 @@ def cross_validate(
     explain_top: int | None = None,
     n_jobs: int = 1,
 ) -> BlindResult:
-    """The blind CV of a feature set: every group (+ combined), every classifier, control, explanations.
+    """The blind CV of a feature set: every check, its permutation null, explanations.
 
     Same inputs + seed = same outputs, whatever ``n_jobs``. ``groups`` /
-    ``classifiers`` default to all of ``fs`` / ``cfg.classifiers``;
-    ``control`` to ``cfg.permutation_control.enabled``; ``explain_top`` to
-    ``cfg.top_features`` (0: no explanations). Logistic regression is always
-    explained; trees only for groups where they are the stronger classifier
-    (their permutation importance is the costly part). The permutation
-    control runs on each group's stronger classifier (the reported one) or,
-    with ``permutation_control.classifiers: all``, on every classifier. To re-run on a subset
-    of items with a new seed: ``cross_validate(fs.subset(ids), cfg, evaluation, seed=s)``.
+    ``classifiers`` default to all of ``fs`` / ``cfg.classifiers`` (trees only
+    on ``cfg.gbt_groups``); ``control`` to ``cfg.permutation_control.enabled``;
+    ``explain_top`` to ``cfg.top_features`` (0: no explanations). Folds follow
+    :func:`fold_grouping` (speakers, shared transcripts). The permutation null
+    refits *every* check on each of ``permutation_control.shuffles`` label
+    shuffles (the same shuffle for all checks, so that the family-wise test of
+    :func:`lalm_audit.verdicts.shift_verdict` can take the maximum over
+    checks); ``BlindResult.null`` holds those AUCs. With speaker grouping, the
+    item-level AUC (folds ignoring speakers) is reported beside
+    (``auc_item_level``). To re-run on a subset of items with a new seed:
+    ``cross_validate(fs.subset(ids), cfg, evaluation, seed=s)``.
     """
     groups = list(fs.groups) if groups is None else list(groups)
     if cfg.combined and len(groups) > 1 and COMBINED not in groups:
         groups.append(COMBINED)
     classifiers = list(cfg.classifiers if classifiers is None else classifiers)
+    checks = checks_of(groups, classifiers, cfg)
     control = cfg.permutation_control.enabled if control is None else control
     top = cfg.top_features if explain_top is None else explain_top
     shuffles = cfg.permutation_control.shuffles if control else 0
-    folds = stratified_folds(
-        fs.labels, cfg.folds, derive_seed(seed, "folds"), _fold_groups(fs, cfg)
-    )
+    grouping = fold_grouping(fs, cfg)
+    folds = stratified_folds(fs.labels, cfg.folds, derive_seed(seed, "folds"), grouping.groups)
     n_folds = int(folds.max()) + 1
-    log.info("%s: blind CV of %d items: %d groups x %d classifiers, %d folds; permutation control: %d shuffles",
-             dataset or "features", len(fs), len(groups), len(classifiers), n_folds, shuffles)  # fmt: skip
+    log.info("%s: blind CV of %d items (%s): %d checks, %d folds; permutation null: %d shuffles",
+             dataset or "features", len(fs), grouping.description, len(checks), n_folds, shuffles)  # fmt: skip
     eval_kw = {
         "n_resamples": evaluation.bootstrap,
         "confidence": evaluation.confidence,
         "fprs": evaluation.fpr_targets,
     }
 
-    # 1) the real CVs (fold models kept for the explanations)
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_run_task)(fs, g, c, cfg, -1, folds, seed, top > 0)
-        for g in groups
-        for c in classifiers
-    )
-    preds, metrics, real = [], [], {}
-    for g, c, _, y, oof in results:
-        e = ev.evaluate(y, oof.logit, seed=derive_seed(seed, "bootstrap", g, c, -1), **eval_kw)
+    # 1) the real CVs (fold models kept for the explanations), and item-level twins under speaker grouping
+    item_level = None
+    if grouping.by_speaker:
+        txt = text_groups(fs) if cfg.group_same_text else None
+        item_level = stratified_folds(fs.labels, cfg.folds, derive_seed(seed, "folds", "item"), txt)
+    jobs = [delayed(_run_task)(fs, g, c, cfg, -1, folds, seed, top > 0) for g, c in checks]
+    if item_level is not None:
+        jobs += [delayed(_run_task)(fs, g, c, cfg, -1, item_level, seed, False) for g, c in checks]
+    results = Parallel(n_jobs=n_jobs)(jobs)
+    item_auc = {(g, c): ev.auc(y, oof.logit) for g, c, _, y, oof in results[len(checks) :]}
+    preds, real, evals = [], {}, {}
+    for g, c, _, y, oof in results[: len(checks)]:
+        evals[(g, c)] = ev.evaluate(
+            y, oof.logit, seed=derive_seed(seed, "bootstrap", g, c, -1), **eval_kw
+        )
         real[(g, c)] = oof
         preds.append(pd.DataFrame({
             "item_id": fs.item_ids, "label": y.astype(np.int8), "group": g, "classifier": c,
             "fold": oof.fold.astype(np.int16), "prob": 1.0 / (1.0 + np.exp(-oof.logit)), "logit": oof.logit,
         }))  # fmt: skip
-        metrics.append(_metric_row(dataset, fs, g, c, BLIND, e, n_folds, 0))
     stronger = {
         g: pick_stronger(
-            fs.labels, {c: real[(g, c)].logit for c in classifiers}, evaluation, seed=seed
+            fs.labels,
+            {c: real[(g, c)].logit for gg, c in checks if gg == g},
+            evaluation,
+            seed=seed,
         )
         for g in groups
     }
 
-    # 2) permutation control (the reported classifier, or all) and explanations, in one parallel pass
-    ctl = [
-        (g, c)
-        for g in groups
-        for c in classifiers
-        if cfg.permutation_control.classifiers == "all" or stronger[g] == c
-    ]
+    # 2) the permutation null (every check, same shuffles) and the explanations, in one parallel pass
     items = None
     if len(fs) > cfg.importance_max_items:  # tree importance on a seeded subset of held-out items
         items = np.zeros(len(fs), bool)
@@ -690,28 +817,50 @@ def cross_validate(
         ] = True
     todo = [(g, c) for g, c in real if top > 0 and (c == "logistic" or stronger[g] == c)]
     jobs = [
-        delayed(_run_task)(fs, g, c, cfg, r, folds, seed, False)
-        for g, c in ctl
+        delayed(_run_task)(fs, g, c, cfg, r, folds, seed, False, grouping.groups)
         for r in range(shuffles)
+        for g, c in checks
     ]
     jobs += [delayed(_explain_task)(fs, g, c, real[(g, c)], cfg, seed, items, top) for g, c in todo]
     out = Parallel(n_jobs=n_jobs)(jobs)
-    by_key: dict[tuple[str, str], list[ev.ScoreEval]] = {}
-    for g, c, run, y, oof in out[: len(ctl) * shuffles]:
-        by_key.setdefault((g, c), []).append(
-            ev.evaluate(y, oof.logit, seed=derive_seed(seed, "bootstrap", g, c, run), **eval_kw)
-        )
-    for (g, c), evs in by_key.items():
-        row = _metric_row(dataset, fs, g, c, PERMUTATION, control_summary(evs), n_folds, len(evs))
-        metrics.append(
-            {**row, "auc_sd": float(np.std([e.auc for e in evs], ddof=1)) if len(evs) > 1 else 0.0}
-        )
+    null_rows = []
+    null_tpr: dict[tuple[str, str], list[dict[float, float]]] = {}
+    for g, c, run, y, oof in out[: len(checks) * shuffles]:
+        null_rows.append({"run": run, "group": g, "classifier": c, "auc": ev.auc(y, oof.logit)})
+        null_tpr.setdefault((g, c), []).append(ev.tpr_at_fpr(y, oof.logit, evaluation.fpr_targets))
+    null = pd.DataFrame(null_rows, columns=["run", "group", "classifier", "auc"])
+    metrics = []
+    for g, c in checks:
+        e = evals[(g, c)]
+        row = _metric_row(dataset, fs, g, c, BLIND, e, n_folds, shuffles)
+        nul = null.loc[(null["group"] == g) & (null["classifier"] == c), "auc"].to_numpy()
+        row["auc_item_level"] = item_auc.get((g, c), e.auc)
+        row["p_perm"] = _perm_p(e.auc, nul)
+        row["null_mean"] = float(nul.mean()) if nul.size else np.nan
+        row["null_sd"] = float(nul.std(ddof=1)) if nul.size > 1 else np.nan
+        metrics.append(row)
+        if nul.size:  # the null as a row of its own: mean AUC, the central interval of the shuffles
+            lo, hi = np.quantile(
+                nul, [(1 - evaluation.confidence) / 2, (1 + evaluation.confidence) / 2]
+            )
+            tprs = null_tpr[(g, c)]
+            ctl = ev.ScoreEval(
+                float(nul.mean()), float(lo), float(hi),
+                {f: float(np.mean([t[f] for t in tprs])) for f in evaluation.fpr_targets},
+                e.n_members, e.n_nonmembers,
+            )  # fmt: skip
+            crow = _metric_row(dataset, fs, g, c, PERMUTATION, ctl, n_folds, shuffles)
+            crow.update(auc_sd=row["null_sd"], auc_item_level=np.nan, p_perm=np.nan,
+                        null_mean=row["null_mean"], null_sd=row["null_sd"])  # fmt: skip
+            metrics.append(crow)
     mdf = pd.DataFrame(metrics)
     if "auc_sd" not in mdf:
-        mdf["auc_sd"] = np.nan  # no control run
+        mdf["auc_sd"] = np.nan
+    mdf.loc[mdf["control"] == BLIND, "auc_sd"] = np.nan
     mdf["stronger"] = [
         stronger[g] == c for g, c in zip(mdf["group"], mdf["classifier"], strict=True)
     ]
+    mdf["fold_grouping"] = grouping.description
     order = {g: i for i, g in enumerate(groups)}
     mdf = mdf.assign(_g=mdf["group"].map(order), _c=mdf["control"].map({BLIND: 0, PERMUTATION: 1}))
     mdf = (
@@ -721,7 +870,7 @@ def cross_validate(
     )
     mdf = mdf[list(BLIND_METRICS.columns) + [c for c in mdf.columns if c.startswith("tpr_at_")]]
 
-    expl = [e for e in out[len(ctl) * shuffles :] if len(e)]
+    expl = [e for e in out[len(checks) * shuffles :] if len(e)]
     edf = (
         pd.concat(expl, ignore_index=True).assign(dataset=dataset)[list(BLIND_EXPLANATIONS.columns)]
         if expl
@@ -729,28 +878,11 @@ def cross_validate(
     )
     edf["rank"] = edf["rank"].astype(np.int16)
     pdf = pd.concat(preds, ignore_index=True)[list(BLIND_PREDICTIONS.columns)]
-    return BlindResult(pdf, mdf, edf)
+    return BlindResult(pdf, mdf, edf, null)
 
 
-def control_summary(evals: Sequence[ev.ScoreEval]) -> ev.ScoreEval:
-    """The permutation control over its shuffles: the mean AUC and the mean CI bounds.
-
-    Each shuffle is one run of the whole procedure on label-free data and
-    reports a bootstrap CI, as a real run does; averaging the AUC and the
-    bounds over shuffles gives the CI a shuffled run typically reports,
-    without one unlucky shuffle deciding the check (one shuffle's AUC varies
-    with the labels drawn and the CV split, more than its own bootstrap CI
-    says). A leak (a step fit on all items) lifts every shuffle's AUC and so
-    the mean. TPRs are means too; the spread over shuffles is ``auc_sd``.
-    """
-    return ev.ScoreEval(
-        auc=float(np.mean([e.auc for e in evals])),
-        auc_lo=float(np.mean([e.auc_lo for e in evals])),
-        auc_hi=float(np.mean([e.auc_hi for e in evals])),
-        tpr={f: float(np.mean([e.tpr[f] for e in evals])) for f in evals[0].tpr},
-        n_members=evals[0].n_members,
-        n_nonmembers=evals[0].n_nonmembers,
-    )
+def _perm_p(observed: float, null: np.ndarray) -> float:
+    return verdicts.permutation_p(observed, null) if null.size else float("nan")
 
 
 def pick_stronger(
@@ -811,12 +943,12 @@ def _metric_row(
 
 
 def summary_markdown(
-    dataset: str, res: BlindResult, evaluation: EvaluationConfig, *, seed: int
+    dataset: str, res: BlindResult, evaluation: EvaluationConfig, verdict_cfg: Any, *, seed: int
 ) -> str:
-    """A short Markdown report: AUC table, permutation control, verdict, and what separates the classes."""
+    """A short Markdown report: AUC table, permutation null, the verdict, and what separates the classes."""
     m = res.metrics
     blind = m[m["control"] == BLIND]
-    perm = m[m["control"] == PERMUTATION]
+    verdict = res.verdict(verdict_cfg)
     pct = f"{evaluation.confidence:.0%}"
     first = blind.iloc[0]
     tpr_col = (
@@ -824,61 +956,59 @@ def summary_markdown(
         if ev.tpr_column(0.01) in m.columns
         else ev.tpr_column(evaluation.fpr_targets[0])
     )
+    by_speaker = bool((blind["auc_item_level"] != blind["auc"]).any()) or "speaker" in str(
+        first["fold_grouping"]
+    )
     lines = [
         f"# Blind baseline: {dataset}",
         "",
-        f"{first['n_members']} members, {first['n_nonmembers']} non-members; stratified {first['folds']}-fold CV "
-        f"(seed {seed}); AUC with {pct} stratified bootstrap CI. No model was run: every number below "
-        "comes from features of the samples alone.",
+        f"{first['n_members']} members, {first['n_nonmembers']} non-members; {first['folds']}-fold CV, "
+        f"{first['fold_grouping']} (seed {seed}). No model was run: every number below comes from "
+        f"features of the samples alone. AUC with the {pct} stratified bootstrap CI of the out-of-fold "
+        f"scores; the verdict comes from {int(first['shuffles'])} label-shuffled refits of every check "
+        "(the permutation null, which includes the refit variance the bootstrap misses).",
         "",
-        f"| group | classifier | AUC [{pct} CI] | {tpr_col.replace('_', ' ')} | permutation control AUC [{pct} CI] | failed items |",
-        "|---|---|---|---|---|---|",
+        f"| group | classifier | AUC [{pct} CI] |"
+        + (" item-level AUC |" if by_speaker else "")
+        + f" permutation null AUC (mean +- sd) | p (this check) | {tpr_col.replace('_', ' ')} | failed items |",
+        "|---|---|---|" + ("---|" if by_speaker else "") + "---|---|---|---|",
     ]
     for _, r in blind.iterrows():
-        p = perm[(perm["group"] == r["group"]) & (perm["classifier"] == r["classifier"])]
-        ctl = (
-            f"{p['auc'].iloc[0]:.3f} [{p['auc_lo'].iloc[0]:.3f}, {p['auc_hi'].iloc[0]:.3f}]"
-            if len(p)
-            else "-"
-        )
-        star = " (reported)" if r["stronger"] else ""
+        null = f"{r['null_mean']:.3f} +- {r['null_sd']:.3f}" if pd.notna(r["null_sd"]) else "-"
+        p = f"{r['p_perm']:.2g}" if pd.notna(r["p_perm"]) else "-"
+        item = f" {r['auc_item_level']:.3f} |" if by_speaker else ""
         lines.append(
-            f"| {r['group']} | {r['classifier']}{star} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | "
-            f"{r[tpr_col]:.3f} | {ctl} | {r['n_failed']} |"
+            f"| {r['group']} | {r['classifier']} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] |{item} "
+            f"{null} | {p} | {r[tpr_col]:.3f} | {r['n_failed']} |"
         )
-    strong = blind[blind["stronger"]]
-    shifted = strong[strong["auc_lo"] > 0.5]
-    lines.append("")
-    if len(shifted):
-        worst = shifted.loc[shifted["auc"].idxmax()]
+    lines += ["", f"**Verdict: {verdict.sentence}.**", ""]
+    if verdict.state == verdicts.SHIFTED:
         lines.append(
-            f"**Verdict: members and non-members are separable without any model** (best: {worst['group']}, "
-            f"{worst['classifier']}, AUC {worst['auc']:.3f}). A membership attack on this split can score "
-            "by detecting this shift; audit it on a clean split."
+            "A membership attack on this split can score by detecting this shift; audit it on a clean split."
         )
-    else:
-        below = strong[strong["auc_hi"] < 0.5]
-        lines.append(
-            f"**Verdict: no blind signal**: no group's blind AUC is above 0.5 beyond its {pct} CI, so a "
-            "membership attack cannot score here by detecting a distribution shift these features see."
-            + (
-                f" ({', '.join(below['group'])} {'sits' if len(below) == 1 else 'sit'} below 0.5: a CV "
-                "artifact when items cluster, e.g. by speaker, across both classes; not a usable signal.)"
-                if len(below)
-                else ""
+    if by_speaker:
+        item_max = float(blind["auc_item_level"].max())
+        if verdict.state != verdicts.SHIFTED and item_max > verdict.auc + 0.05:
+            lines.append(
+                f"Speaker-level: members' speakers are not recognizably different; the item-level CV "
+                f"(folds that ignore speakers) reads up to AUC {item_max:.3f} because a classifier can "
+                "recognize the voices it trained on, which is not a shift between the classes."
             )
-        )
-    if len(perm) and not ((perm["auc_lo"] <= 0.5) & (perm["auc_hi"] >= 0.5)).all():
-        lines.append("")
-        lines.append(
-            "**Warning:** a permutation control's CI excludes 0.5: the CV itself may leak labels."
-        )
+        else:
+            lines.append(
+                "Speaker-level CV: no fold holds a speaker the classifier trained on (item-level AUCs beside)."
+            )
+    lines.append(
+        f"Rule: lalm_audit.verdicts (alpha {verdict.alpha:g}, margin {verdict.margin:g}, "
+        f"{verdict.checks} checks, family-wise permutation test over {verdict.shuffles} shuffles)."
+    )
     ex = res.explanations
+    strong = blind[blind["stronger"]]
     if len(ex):
         heading = (
             "What separates them"
-            if len(shifted)
-            else "What the classifiers leaned on (no signal: read as noise)"
+            if verdict.state == verdicts.SHIFTED
+            else "What the classifiers leaned on (no detected shift: read as noise)"
         )
         lines += ["", f"## {heading}", ""]
         for g in [
@@ -912,7 +1042,8 @@ def run_blind(
     """The blind stage for one dataset: read its features, cross-validate, write the four outputs.
 
     Outputs (under ``out_dir``, default ``results/blind/<dataset>/``):
-    ``predictions.parquet``, ``metrics.parquet``, ``explanations.parquet``, ``summary.md``.
+    ``predictions.parquet``, ``metrics.parquet``, ``explanations.parquet``, ``null.parquet`` (the
+    permutation null), ``verdict.json`` (:func:`lalm_audit.verdicts.shift_verdict`), ``summary.md``.
     """
     if cfg.datasets[dataset].role != "audit":
         raise DatasetError(
@@ -925,7 +1056,8 @@ def run_blind(
         fs, cfg.blind, cfg.evaluation, seed=cfg.seed, dataset=dataset, n_jobs=workers
     )
     out = Path(out_dir) if out_dir is not None else blind_dir(dataset, results)
-    params = {"blind": cfg.blind, "evaluation": cfg.evaluation, "groups": cfg.features.groups}
+    params = {"blind": cfg.blind, "evaluation": cfg.evaluation, "groups": cfg.features.groups,
+              "verdicts": cfg.verdicts}  # fmt: skip
     prov = io.provenance("blind", params, seed=cfg.seed, dataset=dataset)
     io.write_table(
         res.predictions, out / "predictions.parquet", schema=BLIND_PREDICTIONS, prov=prov
@@ -934,7 +1066,14 @@ def run_blind(
     io.write_table(
         res.explanations, out / "explanations.parquet", schema=BLIND_EXPLANATIONS, prov=prov
     )
-    io.write_text(summary_markdown(dataset, res, cfg.evaluation, seed=cfg.seed), out / "summary.md")
+    io.write_table(res.null, out / "null.parquet", schema=BLIND_NULL, prov=prov)
+    verdict = res.verdict(cfg.verdicts)
+    io.write_json({**verdict.as_dict(), "provenance": prov}, out / "verdict.json")
+    io.write_text(
+        summary_markdown(dataset, res, cfg.evaluation, cfg.verdicts, seed=cfg.seed),
+        out / "summary.md",
+    )
+    log.info("%s: %s", dataset, verdict.sentence)
     for _, r in res.metrics[res.metrics["stronger"]].iterrows():
         log.info(
             "%s %s %s (%s): AUC %.3f [%.3f, %.3f]",
@@ -950,4 +1089,5 @@ def load_blind(dataset: str, results: str | Path = "results") -> BlindResult:
         io.read_table(d / "predictions.parquet"),
         io.read_table(d / "metrics.parquet"),
         io.read_table(d / "explanations.parquet"),
+        io.read_table(d / "null.parquet"),
     )

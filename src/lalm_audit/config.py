@@ -777,18 +777,20 @@ class TfidfConfig(Strict):
 
 
 class PermutationControlConfig(Strict):
-    """The chance check: the same CV on shuffled labels; its AUC should sit at 0.5."""
+    """The label-permutation null of the blind CV: the same CV, every check, on shuffled labels.
+
+    It gives every blind verdict its p-value (``lalm_audit.verdicts``): each shuffle
+    refits every check (group x classifier) on the same shuffled labels, so the
+    null includes the refit variance that a bootstrap of fixed out-of-fold
+    scores misses, and the maximum over checks handles their multiplicity.
+    """
 
     enabled: bool = True
-    classifiers: Literal["stronger", "all"] = Field(
-        "stronger",
-        description="Run it for each group's reported classifier ('stronger') or for every classifier.",
-    )
     shuffles: int = Field(
-        5,
+        19,
         ge=1,
-        description="Independent label shuffles; the control reports the mean AUC and the mean CI bounds "
-        "over shuffles (the CI one shuffled run typically reports; their spread is auc_sd).",
+        description="Label shuffles of the whole CV. The permutation p-value is (1 + #shuffles at least "
+        "as extreme) / (1 + shuffles): 19 resolves p = 0.05, 99 resolves 0.01. Each costs one blind CV.",
     )
 
 
@@ -822,10 +824,23 @@ class BlindConfig(Strict):
         "another is significantly stronger (paired bootstrap of the AUC difference).",
     )
     combined: bool = Field(True, description="Also classify with every group's features at once.")
+    gbt_groups: list[str] = Field(
+        default_factory=lambda: ["combined"],
+        description="Groups the trees run on (they cost about 3x a logistic fit per check and every "
+        "check is refit on every permutation shuffle); 'combined' sees every feature at once. "
+        "Use [all] for every group.",
+    )
     group_same_text: bool = Field(
         True,
-        description="Keep items with identical transcripts in the same CV fold (otherwise the same sentence "
-        "read by a member and a non-member pushes the text AUC far below 0.5).",
+        description="Keep items whose transcript occurs in BOTH classes in one CV fold (otherwise the same "
+        "sentence read by a member and a non-member pushes the text AUC far below 0.5). A transcript "
+        "found in one class only is never grouped: its repetition is a vocabulary shift the CV must see.",
+    )
+    group_by_speaker: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Keep each speaker's items in one CV fold, so the blind classifier cannot score by "
+        "recognizing speakers it saw in training ('auto': on when the manifest has speaker ids). The "
+        "item-level AUC is reported beside the speaker-level one.",
     )
     logistic: LogisticConfig = Field(default_factory=LogisticConfig)
     gbt: GBTConfig = Field(default_factory=GBTConfig)
@@ -917,6 +932,39 @@ class SplitsConfig(Strict):
     match: MatchConfig = Field(default_factory=MatchConfig)
 
 
+# --------------------------------------------------------------------------- verdicts
+
+
+class VerdictsConfig(Strict):
+    """The rules every verdict reads (``lalm_audit.verdicts``); recorded with every verdict."""
+
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="False-positive rate of every verdict: 'shifted' on data without a shift, 'clean' on "
+        "data shifted by the margin, 'membership signal' on a model that never saw a member.",
+    )
+    margin: float = Field(
+        0.1,
+        gt=0,
+        lt=0.5,
+        description="Equivalence margin of 'clean': a split is clean when every blind check's AUC is "
+        "below 0.5 + margin with confidence 1 - alpha (what an auditor accepts as no shift).",
+    )
+    power: float = Field(
+        0.8,
+        gt=0.5,
+        lt=1,
+        description="Power at which the smallest detectable shift is stated beside every verdict.",
+    )
+    aggregate_shuffles: int = Field(
+        99,
+        ge=19,
+        description="Label shuffles of the aggregated attack's CV for its permutation p-value.",
+    )
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -946,6 +994,7 @@ class Config(Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     blind: BlindConfig = Field(default_factory=BlindConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
+    verdicts: VerdictsConfig = Field(default_factory=VerdictsConfig)
 
     @field_validator("datasets")
     @classmethod

@@ -97,6 +97,11 @@ def read_tables(
     return pd.concat(frames, ignore_index=True)
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """Column names of a Parquet artifact (reads the footer only)."""
+    return list(pq.read_schema(path).names)
+
+
 def read_provenance(path: str | Path) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(PROVENANCE_KEY)

@@ -10,8 +10,12 @@ model runs here.
   (imputation and standardization fit inside each training fold), stratified
   K-fold CV, re-run within each split; its out-of-fold membership probability
   is one more score (``aggregate`` on slice ``all``).
-- The dataset-level test (Maini et al.) compares the aggregated scores of the
-  members with those of the non-members: one-sided Welch t-test.
+- The dataset-level test of the aggregated attack is a permutation test: the
+  same CV refit on label shuffles (``verdicts.aggregate_shuffles``) gives the
+  null of its AUC, and :func:`lalm_audit.verdicts.learned_signal_verdict`
+  reads it. (A Welch t-test on out-of-fold scores, as in Maini et al., treats
+  scores from ten different fold models as independent draws and ignores the
+  refit: on a model that never saw a member it fired at p = 0.037.)
 - The "best indicator" is selected after looking at all of them, so its AUC is
   optimistic; tables say so and show the cross-validated aggregate beside it.
 """
@@ -31,7 +35,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lalm_audit.evaluation import evaluate, tpr_column, welch_greater
+from lalm_audit import verdicts
+from lalm_audit.evaluation import auc, evaluate, tpr_column
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ class EvalSettings:
     agg_slices: tuple[str, ...] | None = (
         None  # slices whose indicators feed the aggregate (None: all)
     )
+    shuffles: int = 19  # label shuffles of the aggregate's CV (its permutation null)
+    alpha: float = 0.05  # the verdicts' false-positive rate
 
 
 def base_item_id(item_id: str) -> str:
@@ -72,8 +79,11 @@ def aggregate_attack(
     """Out-of-fold membership probability of a logistic regression over all indicator columns."""
     y = labels.loc[wide.index].to_numpy().astype(int)
     X = wide.to_numpy(dtype=float)
-    keep = ~np.all(np.isnan(X), axis=0)
-    X = X[:, keep]
+    X = X[:, ~np.all(np.isnan(X), axis=0)]
+    return pd.Series(_oof_aggregate(X, y, folds, seed, C), index=wide.index, name=AGGREGATE)
+
+
+def _oof_aggregate(X: np.ndarray, y: np.ndarray, folds: int, seed: int, C: float) -> np.ndarray:
     n_min = int(min((y == 1).sum(), (y == 0).sum()))
     k = min(folds, n_min)
     if k < 2:
@@ -82,8 +92,23 @@ def aggregate_attack(
         SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(C=C, max_iter=5000)
     )
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    prob = cross_val_predict(model, X, y, cv=cv, method="predict_proba")[:, 1]
-    return pd.Series(prob, index=wide.index, name=AGGREGATE)
+    return cross_val_predict(model, X, y, cv=cv, method="predict_proba")[:, 1]
+
+
+def aggregate_null(
+    wide: pd.DataFrame, labels: pd.Series, *, folds: int = 10, seed: int = 0, C: float = 1.0,
+    shuffles: int = 19,
+) -> np.ndarray:  # fmt: skip
+    """AUCs of the aggregated attack's whole CV refit on ``shuffles`` label shuffles (its permutation null)."""
+    y = labels.loc[wide.index].to_numpy().astype(int)
+    X = wide.to_numpy(dtype=float)
+    X = X[:, ~np.all(np.isnan(X), axis=0)]
+    rng = np.random.default_rng([seed, 0x5A66])
+    out = np.empty(shuffles)
+    for r in range(shuffles):
+        yr = rng.permutation(y)
+        out[r] = auc(yr, _oof_aggregate(X, yr, folds, seed + 1 + r, C))
+    return out
 
 
 def evaluate_split(
@@ -117,8 +142,13 @@ def evaluate_split(
     e = evaluate(y, agg.to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
                  fprs=settings.fprs, seed=settings.seed)  # fmt: skip
     rows.append({"slice": "all", "indicator": AGGREGATE, **e.as_row()})
+    null = aggregate_null(wide, labels, folds=settings.folds, seed=settings.seed, C=settings.C,
+                          shuffles=settings.shuffles)  # fmt: skip
+    v = verdicts.learned_signal_verdict(float(rows[-1]["auc"]), null, settings)
     test = {
-        "welch_p": welch_greater(agg[y == 1], agg[y == 0]),
+        "p_perm": v.p_value,
+        "agg_verdict": v.sentence,
+        "agg_signal": v.state == "signal",
         "mean_member": float(agg[y == 1].mean()),
         "mean_nonmember": float(agg[y == 0].mean()),
         "n_indicators": int(wide.shape[1]),
@@ -141,16 +171,19 @@ def evaluate_mia(
         m, a, test = evaluate_split(scores, labels, items, settings)
         m.insert(0, "split", name)
         for k, v in test.items():
-            m[k] = v if k != "welch_p" else np.where(m["indicator"] == AGGREGATE, v, np.nan)
+            m[k] = (
+                v
+                if k not in ("p_perm", "agg_verdict")
+                else np.where(m["indicator"] == AGGREGATE, v, None)
+            )
         a.insert(0, "split", name)
         metrics.append(m)
         aggs.append(a)
         log.info(
-            "split %s: %d items, aggregate AUC %.3f, Welch p %.2g",
+            "split %s: %d items, aggregate %s",
             name,
             len(a),
-            m["auc"].iloc[-1],
-            test["welch_p"],
+            test["agg_verdict"],
         )
     return pd.concat(metrics, ignore_index=True), pd.concat(aggs, ignore_index=True)
 
@@ -184,7 +217,8 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
             agg_lo=agg["auc_lo"],
             agg_hi=agg["auc_hi"],
             agg_tpr=agg[tcol],
-            welch_p=agg["welch_p"],
+            p_perm=agg["p_perm"],
+            agg_verdict=aggregate_word(bool(agg["agg_signal"]), bool(row.get("confounded", False))),
         )
         out.append(row)
     return pd.DataFrame(out)
@@ -247,8 +281,9 @@ def settings_from(cfg: Any) -> EvalSettings:
     ev, agg = cfg.evaluation, cfg.indicators.aggregate
     slices = tuple(agg.slices) if agg.slices is not None else None
     return EvalSettings(
-        ev.bootstrap, ev.confidence, tuple(ev.fpr_targets), cfg.seed, agg.folds, agg.C, slices
-    )
+        ev.bootstrap, ev.confidence, tuple(ev.fpr_targets), cfg.seed, agg.folds, agg.C, slices,
+        cfg.verdicts.aggregate_shuffles, cfg.verdicts.alpha,
+    )  # fmt: skip
 
 
 def run_mia(
@@ -281,7 +316,8 @@ def run_mia(
         scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
     )
     metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators}, seed=cfg.seed,
+    prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators,
+                                 "verdicts": cfg.verdicts}, seed=cfg.seed,
                          **_source_provenance(scores_path))  # fmt: skip
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
     io.write_table(agg, aggregate_out, schema=AGGREGATE_SCORES, prov=prov)
@@ -305,6 +341,13 @@ def mark_confounded(metrics: pd.DataFrame, status: pd.DataFrame | None) -> pd.Da
     return out
 
 
+def aggregate_word(signal: bool, confounded: bool) -> str:
+    """What the aggregated attack's permutation test says, given the split's blind state."""
+    if not signal:
+        return "no signal"
+    return "NOT IDENTIFIABLE (shifted split)" if confounded else "signal"
+
+
 def status_word(r: Any) -> str:
     """'at chance' or 'CONFOUNDED' for a headline row."""
     if (
@@ -313,7 +356,10 @@ def status_word(r: Any) -> str:
         or r.get("blind_verdict") == NOT_CHECKED
     ):
         return "not checked"
-    return "CONFOUNDED" if r["confounded"] else "at chance"
+    if r["confounded"]:
+        return "CONFOUNDED"
+    state = str(r.get("blind_verdict", "")).split(":", 1)[0]
+    return {"clean": "clean", "inconclusive": "uncertified"}.get(state, "at chance")
 
 
 def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> str:
@@ -322,7 +368,7 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
     lines = ["# Membership inference results", ""]
     h = headline(metrics, fpr)
     lines.append("| split | blind baseline | members | non-members | loss (response) AUC [95% CI] | aggregate AUC [95% CI] | "
-                 f"aggregate TPR@{fpr:.1%} FPR | Welch p | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
+                 f"aggregate TPR@{fpr:.1%} FPR | aggregate p (permutation) | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for _, r in h.iterrows():
         loss = (
@@ -332,7 +378,7 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
         )
         lines.append(
             f"| {r['split']} | {status_word(r)} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
-            f"| {r['agg_tpr']:.3f} | {r['welch_p']:.2g} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
+            f"| {r['agg_tpr']:.3f} | {r['p_perm']:.2g}: {r['agg_verdict']} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
         )
     for split, m in metrics.groupby("split", sort=False):
         lines += [
@@ -399,6 +445,6 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
         if "loss_auc" in table else "-",
         "aggregate AUC [95% CI]": [fmt_ci(*r) for r in table[["agg_auc", "agg_lo", "agg_hi"]].itertuples(index=False)],
         "aggregate TPR@1%FPR": table["agg_tpr"].map(lambda v: f"{v:.3f}"),
-        "Welch p": table["welch_p"].map(lambda v: f"{v:.2g}"),
+        "aggregate p (permutation)": [f"{p:.2g}: {w}" for p, w in zip(table["p_perm"], table["agg_verdict"], strict=True)],
         "best single indicator (post hoc)": table["best"] + ": " + table["best_auc"].map(lambda v: f"{v:.3f}"),
     })  # fmt: skip

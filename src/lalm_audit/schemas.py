@@ -200,21 +200,26 @@ MIA_METRICS = TableSchema(
         "auc_hi": pa.float64(),
         "n_members": pa.int64(),
         "n_nonmembers": pa.int64(),
-        "welch_p": pa.float64(),
+        "p_perm": pa.float64(),
+        "agg_verdict": pa.string(),
+        "agg_signal": pa.bool_(),
         "mean_member": pa.float64(),
         "mean_nonmember": pa.float64(),
         "n_indicators": pa.int64(),
         "confounded": pa.bool_(),
         "blind_verdict": pa.string(),
     },
-    nullable=frozenset({"welch_p"}),
+    nullable=frozenset({"p_perm", "agg_verdict"}),
     extra_prefixes=("tpr_at_",),
     key=("split", "slice", "indicator"),
     doc={
         "split": "full, or a clean split's name",
         "auc_lo": "lower bound of the stratified bootstrap CI (evaluation.confidence)",
         "tpr_at_*": "largest TPR at FPR <= the bound (e.g. tpr_at_1pct_fpr)",
-        "welch_p": "dataset-level test (aggregate rows only): one-sided Welch t-test, members > non-members",
+        "p_perm": "aggregate rows: permutation p-value of the aggregated attack's AUC against its CV refit on "
+        "label shuffles (verdicts.aggregate_shuffles)",
+        "agg_verdict": "aggregate rows: lalm_audit.verdicts.learned_signal_verdict's sentence",
+        "agg_signal": "the split's aggregated attack is above chance (p_perm <= verdicts.alpha); same on every row",
         "mean_member": "mean aggregated score of the members in the split (same on every row of a split)",
         "n_indicators": "how many indicator columns fed the aggregated attack",
         "confounded": "true when the split's blind baseline is not at chance (results/splits/<dataset>/status.parquet)",
@@ -292,7 +297,7 @@ CORRELATION = TableSchema(
 )
 
 ADJUSTED_NULLABLE = ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
-                     "gain_lo", "gain_hi", "gain_p")  # fmt: skip
+                     "gain_lo", "gain_hi", "gain_p", "p_perm")  # fmt: skip
 
 CONFOUND_ADJUSTED = TableSchema(
     name="confound_adjusted",
@@ -313,6 +318,7 @@ CONFOUND_ADJUSTED = TableSchema(
         "gain_lo": pa.float64(),
         "gain_hi": pa.float64(),
         "gain_p": pa.float64(),
+        "p_perm": pa.float64(),
         "n_members": pa.int64(),
         "n_nonmembers": pa.int64(),
         "verdict": pa.string(),
@@ -327,7 +333,7 @@ CONFOUND_ADJUSTED = TableSchema(
         "blind_auc": "nested-CV AUC of a logistic regression on the blind features alone",
         "blind_plus_auc": "the same with the indicator as one more feature",
         "gain": "blind_plus_auc - blind_auc (paired bootstrap CI, p-value): membership signal the shift does not explain",
-        "verdict": "spurious (explained by the blind artifacts), beyond the artifacts, or no signal",
+        "verdict": "lalm_audit.verdicts.correlation_verdict: no signal, below chance, SPURIOUS, NOT IDENTIFIABLE, or membership signal beyond the blind artifacts",
         "confounded": "the split's blind baseline is not at chance (see the clean-split verdict)",
     },
 )
@@ -386,8 +392,13 @@ BLIND_METRICS = TableSchema(
         "n_features": pa.int64(),
         "folds": pa.int64(),
         "shuffles": pa.int64(),
+        "auc_item_level": pa.float64(),
+        "p_perm": pa.float64(),
+        "null_mean": pa.float64(),
+        "null_sd": pa.float64(),
+        "fold_grouping": pa.string(),
     },
-    nullable=frozenset({"auc_sd"}),
+    nullable=frozenset({"auc_sd", "auc_item_level", "p_perm", "null_mean", "null_sd"}),
     extra_prefixes=("tpr_at_",),
     key=("dataset", "group", "classifier", "control"),
     doc={
@@ -395,11 +406,33 @@ BLIND_METRICS = TableSchema(
         "stronger": "true on the classifier reported for this group: logistic regression unless the trees' AUC "
         "is significantly higher (paired bootstrap)",
         "auc": "out-of-fold AUC (permutation: the mean over shuffles)",
-        "auc_lo": "lower bound of the stratified bootstrap CI (permutation: the mean of the shuffles' bounds)",
+        "auc_lo": "lower bound of the stratified bootstrap CI of the fixed out-of-fold scores (permutation: "
+        "the lower central quantile of the shuffled refits' AUCs)",
         "auc_sd": "permutation: standard deviation of the AUC over shuffles; null for blind rows",
+        "auc_item_level": "blind rows under speaker grouping: the AUC with folds that ignore speakers",
+        "p_perm": "blind rows: one-sided permutation p-value of this check alone (the verdict uses the "
+        "family-wise max over checks, lalm_audit.verdicts)",
+        "null_mean": "mean AUC of this check over the label-shuffled refits",
+        "null_sd": "standard deviation of this check's AUC over the label-shuffled refits (includes refit variance)",
+        "fold_grouping": "which items the CV kept in one fold (speakers, shared transcripts)",
         "n_failed": "items whose features of this group failed to extract (their features are imputed)",
         "n_features": "input columns of the group (the transcript counts as one)",
         "tpr_at_*": "TPR at the FPR bound (evaluation.fpr_targets)",
+    },
+)
+
+BLIND_NULL = TableSchema(
+    name="blind_null",
+    columns={
+        "run": pa.int64(),
+        "group": pa.string(),
+        "classifier": pa.string(),
+        "auc": pa.float64(),
+    },
+    key=("run", "group", "classifier"),
+    doc={
+        "run": "label shuffle (0..shuffles-1); every check is refit on the same shuffled labels",
+        "auc": "out-of-fold AUC of the check refit on the shuffled labels (the permutation null)",
     },
 )
 
@@ -474,18 +507,27 @@ SPLIT_STATUS = TableSchema(
     columns={
         "split": pa.string(),
         "at_chance": pa.bool_(),
+        "state": pa.string(),
         "n_members": pa.int64(),
         "n_nonmembers": pa.int64(),
         "blind_auc": pa.float64(),
         "blind_lo": pa.float64(),
         "blind_hi": pa.float64(),
+        "p_value": pa.float64(),
+        "auc_ucb": pa.float64(),
+        "detectable_auc": pa.float64(),
         "verdict": pa.string(),
     },
     key=("split",),
     doc={
         "split": "'full' or a clean split (its method's name)",
-        "at_chance": "false: every MIA result on this split is confounded by distribution shift",
-        "blind_auc": "full: the blind stage's combined AUC; a clean split: its re-verification's largest deviation",
+        "at_chance": "false: the split is shifted, and every MIA result on it is confounded by distribution shift",
+        "state": "the blind verdict of lalm_audit.verdicts.shift_verdict: shifted, clean or inconclusive",
+        "blind_auc": "the largest AUC over the blind checks (full: the blind stage's CV; a clean split: its "
+        "fresh re-verification)",
+        "p_value": "family-wise permutation p-value of 'no shift' (max AUC over checks vs shuffled refits)",
+        "auc_ucb": "largest upper confidence bound over checks (the 'clean' equivalence statistic)",
+        "detectable_auc": "smallest blind AUC this size detects with verdicts.power",
         "verdict": "the sentence the report prints",
     },
 )

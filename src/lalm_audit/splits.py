@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lalm_audit import verdicts
 from lalm_audit.evaluation import evaluate
 
 log = logging.getLogger(__name__)
@@ -246,39 +247,39 @@ def match_nearest(
 
 @dataclass(frozen=True)
 class Verification:
-    """A fresh blind CV on the retained items: every group x classifier, simultaneous CIs."""
+    """A fresh blind CV on the retained items: every check, its permutation null, the shift verdict."""
 
-    metrics: pd.DataFrame  # one row per (group, classifier): auc, auc_lo, auc_hi, confidence, ...
-    at_chance: bool
+    metrics: (
+        pd.DataFrame
+    )  # one row per (group, classifier): auc, auc_lo, auc_hi, p_perm, null_sd, ...
+    verdict: Any  # lalm_audit.verdicts.ShiftVerdict
     worst: dict[str, float | str]  # the check with the largest AUC
     seed: int
 
+    @property
+    def at_chance(self) -> bool:
+        """Not detectably shifted (clean or inconclusive)."""
+        return self.verdict.state != verdicts.SHIFTED
+
 
 def verify(fs: Any, cfg: Any, *, seed: int) -> tuple[Verification, Any]:
-    """Re-run the whole blind CV (all groups + combined, all classifier kinds, new ``seed``) on ``fs``.
+    """Re-run the whole blind CV (every check, its permutation null, new ``seed``) on ``fs``.
 
-    At chance when no check's confidence interval lies above 0.5. The k
-    checks are tested together: each CI is at the Bonferroni level
-    1 - (1 - confidence) / k, so the family of k intervals has the configured
-    confidence (otherwise one of ten checks would miss 0.5 by chance 40% of
-    the time on a perfectly clean split).
+    The verdict is :func:`lalm_audit.verdicts.shift_verdict`: *shifted* when
+    the family-wise permutation test finds a shift, *clean* when every check
+    is below ``0.5 + verdicts.margin`` with confidence, *inconclusive*
+    otherwise.
     """
     from lalm_audit.blind import BLIND, cross_validate
 
-    n_groups = len(fs.groups) + (1 if cfg.blind.combined and len(fs.groups) > 1 else 0)
-    k = n_groups * len(cfg.blind.classifiers)
-    level = 1 - (1 - cfg.evaluation.confidence) / k
-    ev = cfg.evaluation.model_copy(update={"confidence": level})
-    res = cross_validate(fs, cfg.blind, ev, seed=seed, control=False, explain_top=0)
+    res = cross_validate(fs, cfg.blind, cfg.evaluation, seed=seed, control=True, explain_top=0)
     m = res.metrics[res.metrics["control"] == BLIND].copy()
-    m["confidence"] = level
-    # One-sided: a shift makes a fresh classifier separate the classes (AUC above 0.5). An AUC below 0.5 in
-    # cross-validation is the known negative bias of CV on data without signal, not a shift.
-    m["contains_half"] = m["auc_lo"] <= 0.5
+    v = res.verdict(cfg.verdicts, what="the retained members and non-members")
     w = m.loc[m["auc"].idxmax()]
     worst = {"group": str(w["group"]), "classifier": str(w["classifier"]), "auc": float(w["auc"]),
-             "auc_lo": float(w["auc_lo"]), "auc_hi": float(w["auc_hi"])}  # fmt: skip
-    return Verification(m.reset_index(drop=True), bool(m["contains_half"].all()), worst, seed), res
+             "auc_lo": float(w["auc_lo"]), "auc_hi": float(w["auc_hi"]), "auc_ucb": v.auc_ucb,
+             "p_value": v.p_value}  # fmt: skip
+    return Verification(m.reset_index(drop=True), v, worst, seed), res
 
 
 @dataclass(frozen=True)
@@ -347,11 +348,12 @@ def clean_split(fs: Any, blind: Any, cfg: Any, method: str, *, dataset: str = ""
             "round": r, "selected_with_seed": selection_seed, "selected_by": selected_by, "verified_with_seed": verify_seed,
             "n_members": int((y == 1).sum()), "n_nonmembers": int((y == 0).sum()),
             "selection_reached_chance": sel.reached_chance, "verified_at_chance": ver.at_chance,
+            "verified_state": ver.verdict.state, "verified_p": ver.verdict.p_value,
             **{f"worst_{k}": v for k, v in ver.worst.items()},
         })  # fmt: skip
         log.info("%s %s round %d: kept %d/%d items; re-verified worst check %s/%s AUC %.3f [%.3f, %.3f] -> %s",
                  dataset, method, r, len(current), len(fs), ver.worst["group"], ver.worst["classifier"],
-                 ver.worst["auc"], ver.worst["auc_lo"], ver.worst["auc_hi"], "at chance" if ver.at_chance else "not at chance")  # fmt: skip
+                 ver.worst["auc"], ver.worst["auc_lo"], ver.worst["auc_hi"], ver.verdict.state)  # fmt: skip
         if ver.at_chance:
             break
         if min((y == 1).sum(), (y == 0).sum()) <= min_per_class:
@@ -361,18 +363,17 @@ def clean_split(fs: Any, blind: Any, cfg: Any, method: str, *, dataset: str = ""
         selection_seed = verify_seed
     assert ver is not None
     w = ver.worst
-    pct = f"{cfg.evaluation.confidence:.0%}"
-    if ver.at_chance:
-        verdict = (f"clean: a fresh blind CV on the {len(current)} retained items finds no shift (every one of "
-                   f"{len(ver.metrics)} checks' simultaneous {pct} CIs reaches down to 0.5; largest: {w['group']}/{w['classifier']} "
-                   f"AUC {w['auc']:.3f} [{w['auc_lo']:.3f}, {w['auc_hi']:.3f}])")  # fmt: skip
-    else:
+    v = ver.verdict
+    if v.state == verdicts.SHIFTED:
         verdict = (f"not auditable free of distribution shift: best retained subset ({len(current)} items) still has "
-                   f"blind AUC {w['auc']:.3f} [{w['auc_lo']:.3f}, {w['auc_hi']:.3f}] ({w['group']}/{w['classifier']}); "
+                   f"blind AUC {w['auc']:.3f} ({w['group']}/{w['classifier']}, permutation p = {v.p_value:.2g}); "
                    "MIA results on this dataset are confounded")  # fmt: skip
+    else:
+        verdict = f"{v.sentence} (fresh blind CV on the {len(current)} retained items)"
     y0, y1 = labels, current.labels
     summary = {
-        "dataset": dataset, "method": method, "at_chance": ver.at_chance, "verdict": verdict,
+        "dataset": dataset, "method": method, "at_chance": ver.at_chance, "state": v.state, "verdict": verdict,
+        "verdict_rule": v.as_dict(),
         "members_before": int((y0 == 1).sum()), "nonmembers_before": int((y0 == 0).sum()),
         "members_after": int((y1 == 1).sum()), "nonmembers_after": int((y1 == 0).sum()),
         "min_items_per_class": int(min_per_class), "rounds": len(rounds), "verify_seed": ver.seed,
@@ -404,7 +405,7 @@ def run_splits(
 ) -> list[CleanSplit]:
     """The clean-split stage for one dataset: every configured method, its files, a status table."""
     from lalm_audit import io
-    from lalm_audit.blind import BLIND, COMBINED, load_blind
+    from lalm_audit.blind import BLIND, load_blind
     from lalm_audit.features import load_features
     from lalm_audit.report.mia_figures import before_after_figure
     from lalm_audit.report.style import save
@@ -415,19 +416,25 @@ def run_splits(
     blind = load_blind(dataset, results)
     prov = io.provenance(
         "splits",
-        {"splits": cfg.splits, "blind": cfg.blind, "evaluation": cfg.evaluation},
+        {
+            "splits": cfg.splits,
+            "blind": cfg.blind,
+            "evaluation": cfg.evaluation,
+            "verdicts": cfg.verdicts,
+        },
         seed=cfg.seed,
         dataset=dataset,
     )
     m = blind.metrics
-    full = m[(m["control"] == BLIND) & m["stronger"] & (m["group"] == COMBINED)]
-    full = full.iloc[0] if len(full) else m[(m["control"] == BLIND) & m["stronger"]].iloc[0]
-    full_ok = bool(full["auc_lo"] <= 0.5 <= full["auc_hi"])
-    status = [{"split": "full", "at_chance": full_ok, "n_members": int(full["n_members"]), "n_nonmembers": int(full["n_nonmembers"]),
+    full_v = blind.verdict(cfg.verdicts)
+    full = m[(m["control"] == BLIND) & (m["group"] == full_v.worst.split("/")[0])
+             & (m["classifier"] == full_v.worst.split("/")[1])].iloc[0]  # fmt: skip
+    status = [{"split": "full", "at_chance": full_v.state != verdicts.SHIFTED, "state": full_v.state,
+               "n_members": int(full["n_members"]), "n_nonmembers": int(full["n_nonmembers"]),
                "blind_auc": float(full["auc"]), "blind_lo": float(full["auc_lo"]), "blind_hi": float(full["auc_hi"]),
-               "verdict": ("blind baseline at chance on the full dataset" if full_ok else
-                           f"confounded: the blind baseline separates members from non-members (AUC {full['auc']:.3f} "
-                           f"[{full['auc_lo']:.3f}, {full['auc_hi']:.3f}]) without any model")}]  # fmt: skip
+               "p_value": full_v.p_value, "auc_ucb": full_v.auc_ucb, "detectable_auc": full_v.detectable_auc,
+               "verdict": (f"confounded: {full_v.sentence}" if full_v.state == verdicts.SHIFTED
+                           else f"{full_v.sentence} (full dataset)")}]  # fmt: skip
     splits = []
     for method in cfg.splits.methods:
         cs = clean_split(fs, blind, cfg, method, dataset=dataset)
@@ -448,9 +455,12 @@ def run_splits(
         save(before_after_figure(before_after(m, cs.verification), title=f"{dataset}: blind AUC before / after '{method}'"),
              out / f"{method}.before_after.png", out / f"{method}.before_after.pdf")  # fmt: skip
         w = cs.summary["worst_check"]
-        status.append({"split": method, "at_chance": cs.at_chance, "n_members": cs.summary["members_after"],
-                       "n_nonmembers": cs.summary["nonmembers_after"], "blind_auc": w["auc"], "blind_lo": w["auc_lo"],
-                       "blind_hi": w["auc_hi"], "verdict": cs.verdict})  # fmt: skip
+        v = cs.verification.verdict
+        status.append({"split": method, "at_chance": cs.at_chance, "state": v.state,
+                       "n_members": cs.summary["members_after"], "n_nonmembers": cs.summary["nonmembers_after"],
+                       "blind_auc": w["auc"], "blind_lo": w["auc_lo"], "blind_hi": w["auc_hi"],
+                       "p_value": v.p_value, "auc_ucb": v.auc_ucb, "detectable_auc": v.detectable_auc,
+                       "verdict": cs.verdict})  # fmt: skip
         log.info("%s / %s: %s", dataset, method, cs.verdict)
     io.write_table(pd.DataFrame(status), out / "status.parquet", schema=SPLIT_STATUS, prov=prov)
     return splits

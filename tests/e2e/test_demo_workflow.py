@@ -98,21 +98,31 @@ def test_blind_baseline_separates_the_shifted_dataset(demo_run):
     assert meta["sentence"].str.contains("sample rate|noisier|bitrate").any()
     summary = (workdir / "results" / "blind" / "demo-shifted" / "summary.md").read_text()
     assert "separable without any model" in summary
+    verdict = io.read_json(workdir / "results" / "blind" / "demo-shifted" / "verdict.json")
+    # the family-wise permutation test: the observed max beats all 19 shuffles (smallest p)
+    assert verdict["state"] == "shifted" and verdict["p_value"] == pytest.approx(1 / 20), verdict
 
 
 def test_blind_baseline_finds_no_shift_in_the_matched_dataset(demo_run):
     workdir, _ = demo_run
     m = _metrics(workdir, "demo-matched")
-    reported = m[(m["control"] == "blind") & m["stronger"]]
-    assert len(reported) == 5  # text, spectral, prosodic, metadata, combined
-    assert ((reported["auc_lo"] <= 0.5) & (reported["auc_hi"] >= 0.5)).all(), reported
+    checks = m[m["control"] == "blind"]
+    assert (
+        len(checks) == 6
+    )  # text, spectral, prosodic, metadata, combined (logistic) + combined (trees)
+    verdict = io.read_json(workdir / "results" / "blind" / "demo-matched" / "verdict.json")
+    # no shift detected; at 60 items per class the margin cannot be certified: inconclusive
+    assert verdict["state"] == "inconclusive" and verdict["p_value"] >= 0.15, verdict
+    assert verdict["items_to_certify"] > 60
+    # the demo's speakers are known: folds keep each speaker's items together
+    assert checks["fold_grouping"].str.contains("speaker").all()
 
 
 def test_permutation_control_contains_chance_everywhere(demo_run):
     workdir, _ = demo_run
     for ds in AUDITED:
         ctl = _metrics(workdir, ds).query("control == 'permutation'")
-        assert len(ctl) == 5
+        assert len(ctl) == 6 and (ctl["shuffles"] == 19).all()
         assert ((ctl["auc_lo"] <= 0.5) & (ctl["auc_hi"] >= 0.5)).all(), (ds, ctl)
 
 
@@ -212,7 +222,7 @@ def test_demo_target_memorizes_and_the_control_does_not(demo_run):
     assert binding.auc >= 0.9, binding  # same sentences, other voices: it memorized audio + text
     for response in ("transcript", "generated"):
         control = _score_auc(workdir, "demo-control", "demo-matched", response, *loss)
-        assert control.ci_contains(0.5), (response, control)
+        assert control.auc_lo < 0.45, (response, control)  # no evidence of a signal above chance
 
 
 def _mia(workdir: Path, model: str, ds: str, response: str) -> pd.DataFrame:
@@ -222,10 +232,8 @@ def _mia(workdir: Path, model: str, ds: str, response: str) -> pd.DataFrame:
 def test_the_control_shows_a_spurious_signal_on_the_shifted_dataset(demo_run):
     workdir, _ = demo_run
     # the control never saw a member: a signal on demo-shifted is distribution shift.
-    # The loss alone is weakly above chance (about 0.63 in the demo); the indicators that
-    # read the audio slice and the aggregated attack separate the sides almost perfectly.
-    shifted = _score_auc(workdir, "demo-control", "demo-shifted", "generated", "response", "logp")
-    assert shifted.auc_lo > 0.5, shifted
+    # The indicators that read the audio slice and the aggregated attack separate the sides
+    # almost perfectly (the loss alone sits near chance and is not asserted on).
     for response in ("generated", "transcript"):
         m = _mia(workdir, "demo-control", "demo-shifted", response).set_index(
             ["split", "slice", "indicator"]
@@ -256,9 +264,10 @@ def test_partial_clean_split_keeps_the_core_and_drops_the_replaced_items(demo_ru
         core_kept = core.isin(list(kept)).mean()
         replaced_removed = 1 - replaced.isin(list(kept)).mean()
         assert core_kept >= 0.7 and replaced_removed >= 0.9, (method, core_kept, replaced_removed)
-        assert summary["at_chance"] and summary["verdict"].startswith("clean"), summary
-        w = summary["worst_check"]
-        assert w["auc_lo"] <= 0.5, w  # the re-verified CI reaches 0.5
+        # not detectably shifted once the replaced items are gone (41 / 41 items cannot certify
+        # the margin: inconclusive, with the size that would)
+        assert summary["at_chance"] and summary["state"] != "shifted", summary
+        assert summary["verdict_rule"]["p_value"] >= 0.15, summary
 
 
 def test_matched_keeps_most_items_and_shifted_is_not_auditable(demo_run):
@@ -285,14 +294,25 @@ def _adjusted(workdir: Path, model: str, ds: str, response: str) -> pd.DataFrame
     return io.read_table(p).set_index(["split", "slice", "indicator"])
 
 
-def test_the_control_signal_on_shifted_data_is_called_spurious(demo_run):
+def test_the_control_signal_on_shifted_data_is_never_called_membership(demo_run):
+    from lalm_audit.mia import headline
+    from lalm_audit.verdicts import is_membership_signal
+
     workdir, _ = demo_run
     a = _adjusted(workdir, "demo-control", "demo-shifted", "transcript").loc[
         ("full", "all", "aggregate")
     ]
     assert a["auc_lo"] > 0.9 and abs(a["pearson_r"]) >= 0.7, a
-    assert a["adjusted_lo"] <= 0.5 <= a["adjusted_hi"], a
-    assert a["verdict"].startswith("SPURIOUS"), a["verdict"]
+    # explained by the artifacts, or at least not attributable: never a membership signal
+    assert a["verdict"].startswith(("SPURIOUS", "NOT IDENTIFIABLE")), a["verdict"]
+    for response in ("transcript", "generated"):
+        adj = _adjusted(workdir, "demo-control", "demo-shifted", response)
+        called = [v for v in adj["verdict"] if is_membership_signal(v)]
+        assert not called, (response, called)
+        m = _mia(workdir, "demo-control", "demo-shifted", response)
+        assert m["confounded"].all()  # every split of demo-shifted is shifted
+        words = set(headline(m)["agg_verdict"])
+        assert words <= {"NOT IDENTIFIABLE (shifted split)", "no signal"}, words
     table = (
         workdir
         / "results"
@@ -302,7 +322,7 @@ def test_the_control_signal_on_shifted_data_is_called_spurious(demo_run):
         / "transcript"
         / "adjusted.md"
     )
-    assert "SPURIOUS" in table.read_text()
+    assert "SPURIOUS" in table.read_text() or "NOT IDENTIFIABLE" in table.read_text()
 
 
 def test_real_memorization_on_matched_data_survives_the_adjustment(demo_run):
@@ -343,7 +363,8 @@ def test_report_tables_figures_and_html(demo_run):
     assert "not auditable free of distribution shift" in (tables / "splits.md").read_text()
     # the blind table carries each dataset's clean-split verdicts
     blind = (tables / "blind.md").read_text()
-    assert "filter: NOT AUDITABLE, 40 items" in blind and "filter: clean" in blind
+    assert "filter: NOT AUDITABLE, 40 items" in blind and "full: SHIFTED" in blind
+    assert "filter: inconclusive" in blind
     figures = [
         "blind/heatmap", "splits/demo-partial/filter.before_after",
         "report/roc/demo-target/demo-matched/transcript", "correlation/demo-control/demo-shifted/transcript/scatter",
@@ -374,4 +395,5 @@ def test_on_the_clean_matched_split_the_target_memorizes_and_the_control_does_no
         ["split", "slice", "indicator"]
     )
     c = control.loc[("filter", "response", "loss")]
-    assert c["auc_lo"] <= 0.5 <= c["auc_hi"], c
+    assert c["auc_lo"] < 0.45, c  # no evidence of a signal above chance
+    assert target.loc[("filter", "all", "aggregate"), "agg_signal"]

@@ -68,7 +68,12 @@ def test_contamination_is_removed_and_the_core_kept(method):
     core_kept = role[role == "core"].index.isin(kept).mean()
     replaced_removed = 1 - role[role == "replaced"].index.isin(kept).mean()
     assert replaced_removed >= 0.9 and core_kept >= 0.7, (replaced_removed, core_kept)
-    assert cs.at_chance and cs.verdict.startswith("clean")
+    # not detectably shifted; at 100 retained items the margin cannot be certified: inconclusive
+    v = cs.verification.verdict
+    assert cs.at_chance and v.state == "inconclusive" and cs.verdict.startswith("inconclusive"), (
+        cs.verdict
+    )
+    assert v.p_value >= 0.2, v  # far from the 0.05 a shift would need
     assert (cs.kept["label"] == 1).sum() == (cs.kept["label"] == 0).sum()
     s = cs.summary
     assert (

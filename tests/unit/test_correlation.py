@@ -20,7 +20,7 @@ def cfg(ds: str):
         "datasets": {ds: {"loader": "table", "path": "x"}},
         "features": {"groups": ["metadata", "spectral"]},
         "evaluation": {"bootstrap": 300},
-        "blind": {"folds": 5, "classifiers": ["logistic"], "permutation_control": {"enabled": False},
+        "blind": {"folds": 5, "classifiers": ["logistic"], "permutation_control": {"shuffles": 3},
                   "top_features": 1},
         "analysis": {"targets": ["response/spurious", "response/real"]},
     })  # fmt: skip

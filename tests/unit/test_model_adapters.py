@@ -81,6 +81,48 @@ def test_hidden_state_path_equals_the_models_own_logits(adapter, wavs):
     torch.testing.assert_close(ours[mask], full[mask], rtol=1e-4, atol=1e-4)
 
 
+def test_generated_ids_are_scored_in_stage_1s_own_context(adapter, wavs):
+    gen = adapter.generate(wavs, PROMPT, max_new_tokens=6)
+    batch = adapter.encode_generated(wavs, PROMPT, gen)
+    stage1 = adapter.generation_inputs(wavs, PROMPT)  # left-padded
+    logits = adapter.logits_from_hidden(adapter.hidden_states(batch))
+    for b, ids in enumerate(gen):
+        sl = batch.slices[b]
+        assert batch.input_ids[b, sl["response"]].tolist() == ids
+        # everything before the response is the sequence stage 1 generated from
+        keep = stage1["attention_mask"][b].bool()
+        n = int(keep.sum())
+        assert batch.input_ids[b, :n].tolist() == stage1["input_ids"][b, keep].tolist()
+        assert sl["response"].tolist() == list(range(n, n + len(ids)))
+        assert tok_text(adapter, batch.input_ids[b, sl["prompt"]]) == PROMPT
+        # greedy decoding chose each generated token: it is the argmax of the teacher-forced
+        # pass at the position before it (up to near-ties of a random-weight model)
+        pred = logits[b, sl["response"] - 1]
+        chosen = pred.gather(-1, torch.tensor(ids)[:, None])[:, 0]
+        assert torch.all(chosen >= pred.max(-1).values - 1e-4)
+
+
+def test_ids_that_retokenize_differently_are_scored_as_they_are(adapter, wavs):
+    tok = adapter.tokenizer
+    text = "the old clock"
+    spelled = [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
+    assert tok.encode(text, add_special_tokens=False) != spelled
+    batch = adapter.encode_generated(wavs, PROMPT, [spelled, spelled[:3]])
+    assert batch.input_ids[0, batch.slices[0]["response"]].tolist() == spelled
+    assert batch.input_ids[1, batch.slices[1]["response"]].tolist() == spelled[:3]
+    assert batch.slices[1]["audio"].size > batch.slices[0]["audio"].size
+
+
+def test_a_generated_audio_placeholder_cannot_be_scored(adapter, wavs):
+    ph = sorted(adapter.audio_placeholder_ids())[0]
+    with pytest.raises(ValueError, match="audio placeholder id"):
+        adapter.encode_generated(wavs[:1], PROMPT, [[5, ph]])
+
+
+def tok_text(adapter, ids) -> str:
+    return adapter.tokenizer.decode(ids.tolist())
+
+
 def test_generate_is_greedy_deterministic_and_stops(adapter, wavs):
     a = adapter.generate(wavs, PROMPT, max_new_tokens=7)
     b = adapter.generate(wavs, PROMPT, max_new_tokens=7)
@@ -260,3 +302,32 @@ def test_voxtral_without_mistral_common_says_how_to_install(monkeypatch, tmp_pat
     spec = ModelConfig(family="voxtral", path_or_hub_id=str(tmp_path), device="cpu")
     with pytest.raises(LalmAuditError, match=r"pip install 'lalm-audit\[voxtral\]'"):
         load_model("vox", spec)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forward_generation_and_scoring_run_in_bf16(family, wavs):
+    """bf16 is how 7B models run on a GPU; a dtype mismatch between the audio features, the
+    encoder and the LM (as transformers once had for Audio Flamingo 3) must fail here, on CPU."""
+    import copy
+
+    from lalm_audit.scoring.pipeline import score_batch
+
+    model, proc = tiny_model(family)
+    ref = ADAPTERS[family](model, proc)
+    bf = ADAPTERS[family](copy.deepcopy(model).to(torch.bfloat16), proc)
+    gen = bf.generate(wavs, PROMPT, max_new_tokens=5)
+    assert len(gen) == 2 and all(len(g) <= 5 for g in gen)
+    batch = bf.encode_generated(wavs, PROMPT, gen)
+    hidden = bf.hidden_states(batch)
+    assert hidden.dtype == torch.bfloat16  # the model really ran in bf16
+    assert bf.logits_from_hidden(hidden).dtype == torch.float32
+    ids = [np.asarray(g) for g in gen]
+    got = score_batch(bf, wavs, PROMPT, ids)
+    want = score_batch(ref, wavs, PROMPT, ids)
+    for g, w in zip(got, want, strict=True):
+        for name in ("audio", "prompt", "response"):
+            assert g[name]["token_ids"].size == w[name]["token_ids"].size
+            for k in ("logp", "renyi_1", "mink_sigma"):
+                assert g[name][k].dtype == np.float32 and np.isfinite(g[name][k]).all()
+        # the same weights rounded to bf16: log-probabilities within bf16's few digits
+        np.testing.assert_allclose(g["response"]["logp"], w["response"]["logp"], atol=0.1)

@@ -62,10 +62,12 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
     run_disentangle(CFG, "orig.parquet", {"silence": "sil.parquet"}, {"full": None},
                     "results/disentangle/m/d/transcript.parquet")  # fmt: skip
     status = pd.DataFrame([
-        {"split": "full", "at_chance": False, "n_members": 40, "n_nonmembers": 40, "blind_auc": 0.97,
-         "blind_lo": 0.93, "blind_hi": 0.99, "verdict": "the full dataset: blind AUC 0.970"},
-        {"split": "filter", "at_chance": True, "n_members": 30, "n_nonmembers": 30, "blind_auc": 0.52,
-         "blind_lo": 0.40, "blind_hi": 0.63, "verdict": "clean: a fresh blind CV ..."},
+        {"split": "full", "at_chance": False, "state": "shifted", "n_members": 40, "n_nonmembers": 40,
+         "blind_auc": 0.97, "blind_lo": 0.93, "blind_hi": 0.99, "p_value": 0.05, "auc_ucb": 1.0,
+         "detectable_auc": 0.71, "verdict": "confounded: shifted: ..."},
+        {"split": "filter", "at_chance": True, "state": "inconclusive", "n_members": 30, "n_nonmembers": 30,
+         "blind_auc": 0.52, "blind_lo": 0.40, "blind_hi": 0.63, "p_value": 0.6, "auc_ucb": 0.7,
+         "detectable_auc": 0.74, "verdict": "inconclusive: no shift detected ..."},
     ])  # fmt: skip
     io.write_table(status, "results/splits/d/status.parquet", schema=SPLIT_STATUS)
     frames = run_report_tables(
@@ -76,9 +78,10 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
     assert d.loc[("response/loss", "silence"), "significant"] == "*"
     assert d.loc[("response/loss", "original"), "vs original [95% CI]"] == "-"
     assert set(frames["disentangle"][["model", "dataset", "response"]].drop_duplicates().itertuples(index=False, name=None)) == {("m", "d", "transcript")}  # fmt: skip
-    assert list(frames["splits"]["at chance"]) == ["NO", "yes"]
+    assert list(frames["splits"]["blind verdict"]) == ["SHIFTED", "inconclusive"]
+    assert list(frames["splits"]["p (permutation)"]) == ["0.05", "0.6"]
     md = Path("out/splits.md").read_text()
-    assert "0.970 [0.930, 0.990]" in md and "clean: a fresh blind CV" in md
+    assert "0.970 [0.930, 0.990]" in md and "inconclusive: no shift detected" in md
     assert "\\begin{tabular}" in Path("out/disentangle.tex").read_text()
     page = Path("out/tables.html").read_text()
     assert page.count("<table") == 2 and "no rows: this stage is not configured" in page

@@ -22,7 +22,7 @@ from lalm_audit.scoring.pipeline import (
     select_shard,
     shard_of,
 )
-from lalm_audit.scoring.run import response_texts, run_stage_shards
+from lalm_audit.scoring.run import response_inputs, run_stage_shards
 from tests.conftest import sine, write
 
 PROMPT = "Transcribe the audio."
@@ -103,9 +103,77 @@ def test_shards_partition_items_stably():
 
 def test_generated_responses_of_perturbed_items_are_the_originals():
     rows = pd.DataFrame({"item_id": ["a__noise", "b__noise", "c__noise"], "text": ["x", "y", "z"]})
-    gens = pd.DataFrame({"item_id": ["a", "b"], "response": ["ra", "rb"]})
-    assert response_texts("generated", rows, gens) == {"a__noise": "ra", "b__noise": "rb"}
-    assert response_texts("transcript", rows, None)["c__noise"] == "z"
+    gens = pd.DataFrame(
+        {"item_id": ["a", "b"], "response": ["ra", "rb"], "response_token_ids": [[5, 6], [7]]}
+    )
+    got = response_inputs("generated", rows, gens)
+    # the generated ids themselves, not the response text
+    assert {k: v.tolist() for k, v in got.items()} == {"a__noise": [5, 6], "b__noise": [7]}
+    assert response_inputs("transcript", rows, None)["c__noise"] == "z"
+
+
+def char_level_ids(tokenizer, text: str) -> list[int]:
+    """``text`` one character per token: ids a model may generate, that tokenizing the
+    decoded text would merge (' ' + 'o' + 'l' + 'd' decodes to ' old', re-encoded ' ' + 'o' + 'ld')."""
+    return [i for ch in text for i in tokenizer.encode(ch, add_special_tokens=False)]
+
+
+def test_stage_2_scores_the_generated_token_ids_not_their_retokenized_text(scoring_setup):
+    cfg, root = scoring_setup
+    run_stage_shards(cfg, "generate", "tiny", "toy", root=root)
+    gen_path = paths.scores_dir("tiny", "toy", "original", root) / "generations.parquet"
+    gens = io.read_table(gen_path)
+    _, proc = tiny_model("qwen2_audio")
+    tok = proc.tokenizer
+    # what the model "generated": words spelled one character per token
+    words = ["the old clock", "a dog ran", "she said", "my brother", "the river"]
+    assert len(gens) == len(words)
+    forced = {
+        item: char_level_ids(tok, text) for item, text in zip(gens["item_id"], words, strict=True)
+    }
+    for ids in forced.values():
+        text = tok.decode(ids, skip_special_tokens=True)
+        retok = tok.encode(text, add_special_tokens=False)
+        assert retok != ids  # the case this test is about: decode -> encode changes the ids
+    gens["response_token_ids"] = [np.asarray(forced[i], np.int32) for i in gens["item_id"]]
+    gens["response"] = [tok.decode(forced[i], skip_special_tokens=True) for i in gens["item_id"]]
+    io.write_table(gens, gen_path, schema=GENERATIONS, prov=io.read_provenance(gen_path))
+    run_stage_shards(cfg, "score", "tiny", "toy", root=root, responses=["generated", "transcript"])
+    ts = io.read_tables(paths.token_stats_shards("tiny", "toy", "original", "generated", 2, root))
+    resp = ts[ts["slice"] == "response"].set_index("item_id")
+    assert set(resp.index) == set(forced)
+    for item, ids in forced.items():
+        assert np.asarray(resp.loc[item, "token_ids"]).tolist() == ids, item
+        assert resp.loc[item, "n_tokens"] == len(ids)
+        assert resp.loc[item, "text"] == gens.set_index("item_id").loc[item, "response"]
+    # the transcript is still a text, tokenized inside the chat template
+    tr = io.read_tables(paths.token_stats_shards("tiny", "toy", "original", "transcript", 2, root))
+    tr = tr[tr["slice"] == "response"].set_index("item_id")
+    manifest = io.read_table(root / "results" / "manifests" / "toy.parquet").set_index("item_id")
+    for item in forced:
+        want = tok.encode(manifest.loc[item, "text"], add_special_tokens=False)
+        assert np.asarray(tr.loc[item, "token_ids"]).tolist() == want, item
+
+
+def test_generated_ids_and_their_text_share_the_audio_and_prompt_statistics(qwen):
+    """The ids path changes the response slice only: audio and prompt are stage 1's context."""
+    rng = np.random.default_rng(5)
+    wavs = [(0.1 * rng.standard_normal(16000 * d)).astype(np.float32) for d in (1, 2)]
+    texts = ["the old clock", "a dog ran"]
+    ids = [qwen.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    by_ids = score_batch(qwen, wavs, PROMPT, [np.asarray(i) for i in ids])
+    by_text = score_batch(qwen, wavs, PROMPT, texts)
+    for a, b, i in zip(by_ids, by_text, ids, strict=True):
+        assert a["response"]["token_ids"].tolist() == i == b["response"]["token_ids"].tolist()
+        for name in ("audio", "prompt", "response"):
+            for k in ("logp", "renyi_2", "mink_sigma"):
+                np.testing.assert_allclose(a[name][k], b[name][k], rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_cannot_mix_texts_and_token_ids(qwen):
+    wav = np.zeros(16000, np.float32)
+    with pytest.raises(ValueError, match="mixes response texts and response token ids"):
+        score_batch(qwen, [wav, wav], PROMPT, ["a dog", np.asarray([5, 6])])
 
 
 def test_long_clips_are_truncated_with_a_flag_or_rejected_with_a_reason(tmp_path, qwen):

@@ -11,6 +11,8 @@ rule blind:
         metrics="results/blind/{dataset}/metrics.parquet",
         explanations="results/blind/{dataset}/explanations.parquet",
         summary="results/blind/{dataset}/summary.md",
+        null="results/blind/{dataset}/null.parquet",
+        verdict="results/blind/{dataset}/verdict.json",
     log:
         "results/logs/blind/{dataset}.log",
     benchmark:
@@ -24,6 +26,8 @@ rule blind:
         blind=config.get("blind", {}),
         evaluation=config.get("evaluation", {}),
         groups=CFG.features.groups,
+        verdicts=config.get("verdicts", {}),
+        seed=CFG.seed,
     script:
         "../scripts/blind.py"
 

@@ -6,11 +6,13 @@ rule correlation:
     input:
         scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
         aggregate="results/mia/{model}/{dataset}/{response}/aggregate.parquet",
+        mia="results/mia/{model}/{dataset}/{response}/metrics.parquet",
         blind=multiext(
             "results/blind/{dataset}/",
             "predictions.parquet",
             "metrics.parquet",
             "explanations.parquet",
+            "null.parquet",
         ),
         features=blind_features,
         manifest="results/manifests/{dataset}.parquet",
@@ -42,6 +44,9 @@ rule correlation:
     params:
         analysis=config.get("analysis", {}),
         evaluation=config.get("evaluation", {}),
+        blind=config.get("blind", {}),
+        verdicts=config.get("verdicts", {}),
+        seed=CFG.seed,
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/correlation.py"

@@ -40,6 +40,8 @@ rule mia:
     params:
         indicators=config.get("indicators", {}),
         evaluation=config.get("evaluation", {}),
+        verdicts=config.get("verdicts", {}),
+        seed=CFG.seed,
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/mia.py"

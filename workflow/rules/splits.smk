@@ -7,6 +7,9 @@ rule splits:
         features=blind_features,
         predictions="results/blind/{dataset}/predictions.parquet",
         metrics="results/blind/{dataset}/metrics.parquet",
+        null="results/blind/{dataset}/null.parquet",
+        explanations="results/blind/{dataset}/explanations.parquet",
+        manifest="results/manifests/{dataset}.parquet",
     output:
         status="results/splits/{dataset}/status.parquet",
         kept=expand("results/splits/{{dataset}}/{method}.parquet", method=SPLIT_METHODS),
@@ -45,5 +48,7 @@ rule splits:
         splits=config.get("splits", {}),
         blind=config.get("blind", {}),
         evaluation=config.get("evaluation", {}),
+        verdicts=config.get("verdicts", {}),
+        seed=CFG.seed,
     script:
         "../scripts/splits.py"

@@ -22,5 +22,6 @@ run_correlation(
     results=str(Path(inp.blind[0]).parents[2]),
     manifest=inp.manifest,
     status_path=inp.status,
+    mia_metrics_path=inp.mia,
     title=f"{wc.model} on {wc.dataset} ({wc.response})",
 )

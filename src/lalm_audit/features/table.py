@@ -41,8 +41,8 @@ class GroupColumns:
 class FeatureSet:
     """Features of a set of items, aligned with their labels.
 
-    ``items`` has ``item_id``, ``dataset`` and ``label`` (1 member, 0
-    non-member), one row per item; ``frame`` has the same rows (same order)
+    ``items`` has ``item_id``, ``dataset``, ``label`` (1 member, 0
+    non-member) and, when the manifest has one, ``speaker_id``, one row per item; ``frame`` has the same rows (same order)
     and the prefixed feature columns; ``groups`` maps each group to its
     columns; ``failed`` holds, per group, a boolean per item (extraction
     failed, features missing and imputed inside the folds).
@@ -135,7 +135,7 @@ def feature_set(
     manifest: pd.DataFrame, tables: Mapping[str, pd.DataFrame], *, dataset: str | None = None
 ) -> FeatureSet:
     """Join group feature tables (``extract_group`` output) onto the manifest's items and labels."""
-    items = manifest[[KEY, "label"]].copy()
+    items = manifest[[KEY, "label", *(["speaker_id"] if "speaker_id" in manifest else [])]].copy()
     items.insert(1, "dataset", dataset if dataset is not None else manifest.get("dataset", ""))
     items["label"] = items["label"].astype(int)
     items = items.sort_values(KEY, kind="stable").reset_index(drop=True)
@@ -207,8 +207,8 @@ def load_features(
     if isinstance(manifest, pd.DataFrame):
         man = manifest
     else:
-        man = io.read_table(
-            manifest or Path(results) / "manifests" / f"{dataset}.parquet", columns=[KEY, "label"]
-        )
+        path = manifest or Path(results) / "manifests" / f"{dataset}.parquet"
+        cols = [KEY, "label"] + (["speaker_id"] if "speaker_id" in io.table_columns(path) else [])
+        man = io.read_table(path, columns=cols)
     tables = {g: io.read_table(feature_path(dataset, g, results)) for g in groups}
     return feature_set(man, tables, dataset=dataset)

@@ -331,6 +331,33 @@ class LALMAdapter:
             slices.append(row)
         return TeacherForcedBatch(inputs=enc, input_ids=input_ids, slices=slices)
 
+    def encode_generated(
+        self, wavs: Sequence[np.ndarray], prompt: str, response_ids: Sequence[Sequence[int]]
+    ) -> TeacherForcedBatch:
+        """Encode audio + prompt exactly as stage 1 did, followed by the generated ids themselves.
+
+        Decoding generated ids and tokenizing the text again does not give the
+        same ids back (a BPE merges ' op' + 'end' where the model wrote ' open'
+        + 'd'), so a response the model generated is scored on its own ids:
+        the ``response`` slice is those ids, after the stage-1 prompt's tokens.
+        """
+        head, (p0, p1) = self.render_prompt(prompt)
+        enc = self.process([head] * len(wavs), wavs, padding_side="right", offsets=True)
+        offsets = enc.pop("offset_mapping")
+        repl = enc.pop("text_replacement_offsets")
+        enc.pop("mm_token_type_ids", None)
+        audio_ids = np.asarray(sorted(self.audio_placeholder_ids()))
+        slices = []
+        for b in range(len(wavs)):
+            shift = _expansion_shift(repl[b])
+            s, e = shift(p0), shift(p1)
+            off = offsets[b].numpy()
+            valid = enc["attention_mask"][b].numpy().astype(bool)
+            hit = valid & (off[:, 1] > off[:, 0]) & (off[:, 0] < e) & (off[:, 1] > s)
+            audio = np.isin(enc["input_ids"][b].numpy(), audio_ids) & valid
+            slices.append({"audio": np.flatnonzero(audio), "prompt": np.flatnonzero(hit)})
+        return append_response_ids(self, enc, slices, response_ids)
+
     @torch.inference_mode()
     def hidden_states(self, batch: TeacherForcedBatch) -> torch.Tensor:
         """Final hidden states [B, L, H] of one teacher-forced pass (the head runs on one position only)."""
@@ -353,6 +380,50 @@ class LALMAdapter:
     def full_logits(self, batch: TeacherForcedBatch) -> torch.Tensor:
         """The model's own logits for every position (the slow path; tests compare against it)."""
         return self.model(**self.to_device(batch.inputs), use_cache=False).logits.float()
+
+
+def append_response_ids(
+    adapter: LALMAdapter,
+    inputs: dict[str, Any],
+    slices: list[dict[str, np.ndarray]],
+    response_ids: Sequence[Sequence[int]],
+) -> TeacherForcedBatch:
+    """Right-padded prompt encodings (``input_ids``, ``attention_mask``) + each row's response ids.
+
+    The other inputs (audio features and their masks) are per clip, not per
+    token, and pass through unchanged. A response holding one of the model's
+    audio placeholder ids cannot be fed back (the model would take it for an
+    audio frame), so it is an error naming the position.
+    """
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    if len(response_ids) != ids.shape[0]:
+        raise ValueError(f"{len(response_ids)} responses for a batch of {ids.shape[0]} clips")
+    lengths = mask.sum(1).tolist()
+    for b, n in enumerate(lengths):
+        if not bool(mask[b, :n].all()):
+            raise ValueError(f"{adapter.family}: prompt row {b} is not right-padded")
+    placeholders = adapter.audio_placeholder_ids()
+    resp = [np.asarray(r, dtype=np.int64).reshape(-1) for r in response_ids]
+    for b, r in enumerate(resp):
+        bad = np.flatnonzero(np.isin(r, sorted(placeholders)))
+        if bad.size:
+            raise ValueError(
+                f"{adapter.family}: generated response {b} holds the audio placeholder id "
+                f"{int(r[bad[0]])} at position {int(bad[0])}; it cannot be teacher-forced as "
+                "text. Add it to the model's stop tokens (generation_config.eos_token_id)"
+            )
+    pad = adapter.tokenizer.pad_token_id
+    pad = int(pad if pad is not None else adapter.stop_token_ids()[0])
+    width = max(n + r.size for n, r in zip(lengths, resp, strict=True))
+    new_ids = torch.full((ids.shape[0], width), pad, dtype=ids.dtype)
+    new_mask = torch.zeros((ids.shape[0], width), dtype=mask.dtype)
+    for b, (n, r) in enumerate(zip(lengths, resp, strict=True)):
+        new_ids[b, :n] = ids[b, :n]
+        new_ids[b, n : n + r.size] = torch.from_numpy(r).to(ids.dtype)
+        new_mask[b, : n + r.size] = 1
+        slices[b]["response"] = np.arange(n, n + r.size)
+    out = {**inputs, "input_ids": new_ids, "attention_mask": new_mask}
+    return TeacherForcedBatch(inputs=out, input_ids=new_ids, slices=slices)
 
 
 def _expansion_shift(replacements: list[dict[str, Any]]) -> Any:

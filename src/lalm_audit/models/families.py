@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lalm_audit.errors import LalmAuditError
-from lalm_audit.models.base import LALMAdapter, TeacherForcedBatch
+from lalm_audit.models.base import LALMAdapter, TeacherForcedBatch, append_response_ids
 
 ADAPTERS: dict[str, type[LALMAdapter]] = {}
 
@@ -249,3 +249,19 @@ class VoxtralAdapter(LALMAdapter):
                 }
             )
         return TeacherForcedBatch(inputs=enc, input_ids=enc["input_ids"], slices=slices)
+
+    def encode_generated(
+        self, wavs: Sequence[np.ndarray], prompt: str, response_ids: Sequence[Sequence[int]]
+    ) -> TeacherForcedBatch:
+        # stage 1's own context: mistral-common's generation prompt, ending in [/INST]
+        rows = [self._encode_row(w, prompt, None) for w in wavs]
+        enc = self._collate(rows, "right")
+        audio_id = self.processor.audio_token_id
+        end_inst = self._control_id("[/INST]")
+        slices = []
+        for ids, _ in rows:
+            ids = ids.numpy()
+            audio = np.flatnonzero(ids == audio_id)
+            close = int(np.flatnonzero(ids == end_inst)[-1])
+            slices.append({"audio": audio, "prompt": np.arange(int(audio[-1]) + 1, close)})
+        return append_response_ids(self, enc, slices, response_ids)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lalm_audit import io
+from lalm_audit import io, verdicts
 from lalm_audit.report.tables import adjusted_table, fmt_ci, to_latex, to_markdown
 
 
@@ -78,10 +78,10 @@ def run_roc(
 
 
 def blind_table(
-    metrics_paths: Sequence[str], verdicts: Mapping[str, str] | None = None
+    metrics_paths: Sequence[str], split_lines: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """Per dataset x feature group: the reported classifier's blind AUC [CI], its permutation control and the
-    dataset's clean-split verdicts (``verdicts``: dataset -> text, from :func:`split_verdicts`)."""
+    dataset's blind verdicts per split (``split_lines``: dataset -> text, from :func:`split_verdicts`)."""
     rows = []
     for p in metrics_paths:
         m = io.read_table(p)
@@ -96,23 +96,30 @@ def blind_table(
                 "dataset": ds, "group": group, "classifier": r["classifier"],
                 "members / non-members": f"{r['n_members']} / {r['n_nonmembers']}",
                 "blind AUC [95% CI]": fmt_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
-                "shift": "yes" if r["auc_lo"] > 0.5 else "no",
-                "permutation control": fmt_ci(c.iloc[0]["auc"], c.iloc[0]["auc_lo"], c.iloc[0]["auc_hi"])
+                "permutation null AUC": fmt_ci(c.iloc[0]["auc"], c.iloc[0]["auc_lo"], c.iloc[0]["auc_hi"])
                 if len(c) else "-",
-                "clean splits": (verdicts or {}).get(ds, "not run"),
+                "p (this check)": f"{r['p_perm']:.2g}" if pd.notna(r.get("p_perm")) else "-",
+                "blind verdicts": (split_lines or {}).get(ds, "not run"),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def split_verdicts(status_paths: Sequence[str]) -> dict[str, str]:
-    """Dataset -> one line on its clean splits, e.g. 'filter: clean, 118 items; match: NOT AUDITABLE, 40 items'."""
+    """Dataset -> one line on its blind verdicts, e.g. 'full: SHIFTED; filter: inconclusive, 118 items'.
+
+    The words are :func:`lalm_audit.verdicts.state_word` of each split's state (a shifted clean
+    split reads NOT AUDITABLE: no subset was found free of the shift).
+    """
     out = {}
     for p in status_paths:
         st = io.read_table(p)
         parts = [
-            f"{r['split']}: {'clean' if r['at_chance'] else 'NOT AUDITABLE'}, {r['n_members'] + r['n_nonmembers']} items"
-            for _, r in st[st["split"] != "full"].iterrows()
-        ]
+            f"{r['split']}: "
+            + ("NOT AUDITABLE" if r["split"] != "full" and r["state"] == verdicts.SHIFTED
+               else verdicts.state_word(r["state"]))
+            + f", {r['n_members'] + r['n_nonmembers']} items"
+            for _, r in st.iterrows()
+        ]  # fmt: skip
         out[Path(p).parent.name] = "; ".join(parts) or "-"
     return out
 
@@ -127,7 +134,9 @@ def splits_table(status_paths: Sequence[str]) -> pd.DataFrame:
                 "dataset": ds, "split": r["split"],
                 "members / non-members": f"{r['n_members']} / {r['n_nonmembers']}",
                 "blind AUC [95% CI]": fmt_ci(r["blind_auc"], r["blind_lo"], r["blind_hi"]),
-                "at chance": "yes" if r["at_chance"] else "NO",
+                "blind verdict": verdicts.state_word(r["state"]),
+                "p (permutation)": f"{r['p_value']:.2g}",
+                "detectable AUC": f"{r['detectable_auc']:.2f}",
                 "verdict": r["verdict"],
             })  # fmt: skip
     return pd.DataFrame(rows)

@@ -3,7 +3,8 @@
 - Stage 1 (:func:`generate`): the model's greedy response to audio + prompt,
   batched with left padding, clips grouped by duration.
 - Stage 2 (:func:`score`): one teacher-forced pass over audio + prompt +
-  response per item, batched (right padding, grouped by length); the hidden
+  response per item (a generated response as its own token ids, a transcript
+  as text), batched (right padding, grouped by length); the hidden
   states of the positions each slice needs go through the output head
   ``chunk`` positions at a time and straight into :func:`token_stats`, so no
   [batch, length, vocabulary] tensor is ever held.
@@ -30,13 +31,16 @@ import torch
 from lalm_audit.audio import load_item
 from lalm_audit.errors import AudioError
 from lalm_audit.logs import progress
-from lalm_audit.models.base import SLICES, LALMAdapter, apply_clip_policy
+from lalm_audit.models.base import SLICES, LALMAdapter, TeacherForcedBatch, apply_clip_policy
 from lalm_audit.schemas import TOKEN_STAT_COLUMNS
 from lalm_audit.scoring.stats import STAT_NAMES, token_stats
 
 log = logging.getLogger(__name__)
 
 StatsFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+#: What stage 2 scores as an item's response: a text, tokenized inside the chat template
+#: (the ``transcript``), or the token ids a model generated (scored as they are).
+ResponseInput = str | Sequence[int] | np.ndarray
 
 
 # --------------------------------------------------------------------------- items
@@ -167,17 +171,35 @@ def stats_function(device: torch.device, mode: str = "auto") -> StatsFn:
     return fn
 
 
+def _is_text(r: ResponseInput) -> bool:
+    return isinstance(r, str)
+
+
+def _response_key(r: ResponseInput) -> bytes:
+    if _is_text(r):
+        return b"text:" + r.encode("utf-8")  # type: ignore[union-attr]
+    return b"ids:" + np.asarray(r, dtype=np.int64).tobytes()
+
+
+def _response_length(r: ResponseInput) -> int:
+    return len(r)  # characters or tokens: only orders items for batching
+
+
 def score(
     adapter: LALMAdapter,
     clips: Sequence[Clip],
-    responses: Mapping[str, str],
+    responses: Mapping[str, ResponseInput],
     *,
     prompt: str,
     batch_size: int,
     chunk: int = 256,
     stats_fn: StatsFn = token_stats,
 ) -> pd.DataFrame:
-    """Stage 2 for ``clips`` with ``responses[item_id]`` as the response text (a ``TOKEN_STATS`` frame).
+    """Stage 2 for ``clips`` with ``responses[item_id]`` as the response (a ``TOKEN_STATS`` frame).
+
+    A response is a text (tokenized after the prompt, as the ``transcript``
+    is) or the token ids the model generated, which are scored as they are:
+    never decoded and tokenized again (see :meth:`LALMAdapter.encode_generated`).
 
     Items with identical inputs (same samples, same response) are scored once
     and share the result: floating-point sums depend on a batch's other
@@ -186,7 +208,7 @@ def score(
     (fixed-length silence with transcript scoring) must give identical scores.
     """
     keys = [
-        hashlib.sha1(c.samples.tobytes() + responses[c.item_id].encode("utf-8")).hexdigest()
+        hashlib.sha1(c.samples.tobytes() + _response_key(responses[c.item_id])).hexdigest()
         for c in clips
     ]
     first: dict[str, int] = {}
@@ -194,7 +216,8 @@ def score(
         first.setdefault(k, i)
     unique = sorted(first.values())
     lengths = [
-        clips[i].samples.shape[0] / adapter.sampling_rate * 50 + len(responses[clips[i].item_id])
+        clips[i].samples.shape[0] / adapter.sampling_rate * 50
+        + _response_length(responses[clips[i].item_id])
         for i in unique
     ]
     by_key: dict[str, dict[str, dict[str, Any]]] = {}
@@ -225,17 +248,32 @@ def score(
     return df
 
 
+def encode_responses(
+    adapter: LALMAdapter,
+    wavs: Sequence[np.ndarray],
+    prompt: str,
+    responses: Sequence[ResponseInput],
+) -> TeacherForcedBatch:
+    """One batch's teacher-forced encoding: texts through the chat template, ids as they are."""
+    kinds = {_is_text(r) for r in responses}
+    if len(kinds) > 1:
+        raise ValueError("a stage-2 batch mixes response texts and response token ids")
+    if kinds == {True}:
+        return adapter.encode_teacher_forced(wavs, prompt, list(responses))  # type: ignore[arg-type]
+    return adapter.encode_generated(wavs, prompt, list(responses))  # type: ignore[arg-type]
+
+
 def score_batch(
     adapter: LALMAdapter,
     wavs: Sequence[np.ndarray],
     prompt: str,
-    responses: Sequence[str],
+    responses: Sequence[ResponseInput],
     *,
     chunk: int = 256,
     stats_fn: StatsFn = token_stats,
 ) -> list[dict[str, dict[str, Any]]]:
     """Per item, per slice: ``n_tokens``, ``token_ids``, ``text`` and every statistic (numpy)."""
-    enc = adapter.encode_teacher_forced(wavs, prompt, responses)
+    enc = encode_responses(adapter, wavs, prompt, responses)
     hidden = adapter.hidden_states(enc)  # [B, L, H] on the model's device
     ids = enc.input_ids
     rows_b, pos, tgt, owner = [], [], [], []
@@ -266,6 +304,12 @@ def score_batch(
         seg = {k: v[start : start + n] for k, v in stats.items()}
         start += n
         tok_ids = seg["token_ids"].astype(np.int32)
+        if name == "response" and not _is_text(responses[b]):
+            given = np.asarray(responses[b], dtype=np.int64).reshape(-1)
+            if not np.array_equal(tok_ids.astype(np.int64), given):
+                raise RuntimeError(
+                    f"{adapter.family}: scored response ids differ from the generated ones"
+                )
         text = "" if name == "audio" else adapter.decode(tok_ids.tolist())
         out[b][name] = {
             "n_tokens": n,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -24,6 +25,7 @@ from lalm_audit.schemas import GENERATIONS, REJECTED, TOKEN_STATS
 from lalm_audit.scoring import paths
 from lalm_audit.scoring.merge import merge_shards
 from lalm_audit.scoring.pipeline import (
+    ResponseInput,
     base_item_id,
     generate,
     load_clips,
@@ -109,21 +111,30 @@ def run_generate(
     return gen
 
 
-def response_texts(
+def response_inputs(
     response: Response, rows: pd.DataFrame, generations: pd.DataFrame | None
-) -> dict[str, str]:
-    """The text stage 2 scores for each item of ``rows`` (items without one are left out)."""
+) -> dict[str, ResponseInput]:
+    """What stage 2 scores for each item of ``rows`` (items without a response are left out).
+
+    ``transcript``: the manifest's text (tokenized inside the chat template, which is
+    what a transcript is). ``generated`` / ``regenerated``: stage 1's
+    ``response_token_ids``, the model's own tokens, never a re-tokenization of their
+    decoded text (which differs from them at some BPE merges).
+    """
     if response == "transcript":
         return dict(zip(rows["item_id"], rows["text"], strict=True))
     if generations is None:
         raise ValueError(f"response {response!r} needs a generations table")
-    by_id = dict(zip(generations["item_id"], generations["response"], strict=True))
-    out = {}
+    by_id = {
+        i: np.asarray(ids, dtype=np.int32)
+        for i, ids in zip(generations["item_id"], generations["response_token_ids"], strict=True)
+    }
+    out: dict[str, ResponseInput] = {}
     for item in rows["item_id"]:
         # 'generated' on a perturbed condition scores the response to the ORIGINAL audio.
-        text = by_id.get(item, by_id.get(base_item_id(item)))
-        if text is not None:
-            out[item] = text
+        ids = by_id.get(item, by_id.get(base_item_id(item)))
+        if ids is not None:
+            out[item] = ids
     return out
 
 
@@ -140,21 +151,21 @@ def run_score(
     generations_path: str | Path | None = None,
     loaded: Any = None,
 ) -> pd.DataFrame:
-    """Stage 2 for one shard: the ``TOKEN_STATS`` of every item that has a response text."""
+    """Stage 2 for one shard: the ``TOKEN_STATS`` of every item that has a response."""
     _threads()
     loaded = _load(cfg, model, loaded)
     spec = cfg.models[model]
     n = cfg.scoring.shards
     rows = select_shard(io.read_table(manifest_path), shard, n)
     gens = io.read_table(generations_path) if generations_path else None
-    texts = response_texts(response, rows, gens)
-    missing = len(rows) - len(texts)
-    rows = rows[rows["item_id"].isin(texts)]
+    inputs = response_inputs(response, rows, gens)
+    missing = len(rows) - len(inputs)
+    rows = rows[rows["item_id"].isin(inputs)]
     clips, rejected = load_clips(loaded.adapter, rows, spec.long_clip_policy, dataset=dataset)
     df = score(
         loaded.adapter,
         clips,
-        texts,
+        inputs,
         prompt=spec.prompt,
         batch_size=spec.batch_size,
         chunk=cfg.scoring.chunk_positions,
