@@ -38,7 +38,6 @@ below are solved from that.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -276,10 +275,11 @@ def _build(
         else:
             tables[g] = _table(ids, _metadata(len(ids), rng))
     man = pd.DataFrame({"item_id": ids, "label": y})
-    fs = feature_set(man, tables, dataset=name)
     if speakers is not None:
-        spk = pd.Series(speakers, index=ids).reindex(fs.items["item_id"]).to_numpy()
-        fs = dataclasses.replace(fs, items=fs.items.assign(speaker_id=spk))
+        man["speaker_id"] = (
+            speakers  # feature_set carries it into fs.items, as from a real manifest
+        )
+    fs = feature_set(man, tables, dataset=name)
     return World(name, fs, shifted, auc, scores, score_auc)
 
 
