@@ -57,7 +57,7 @@ FALSE_POSITIVE, POWER = "false positive", "power"
 #: one simulation's record (blind worlds fill state..detectable_auc, model worlds agg_state, correlation)
 RAW_COLUMNS = [
     "world", "n", "sim", "true_auc", "p_value", "auc", "state", "auc_ucb", "detectable_auc",
-    "agg_state", "correlation", "seconds",
+    "agg_state", "correlation", "cpu_s", "seconds",
 ]  # fmt: skip
 
 
@@ -70,6 +70,9 @@ class WorldSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     kind: str = "blind"  # "blind": shift verdict; "model": aggregate + correlation verdicts
     null: bool = False  # True: nothing to find (a verdict that fires is a false positive)
+    slow: bool = (
+        False  # a null world with text (TF-IDF): --slow-sims simulations instead of --null-sims
+    )
 
 
 BLIND_WORLDS = (
@@ -77,7 +80,7 @@ BLIND_WORLDS = (
     WorldSpec(
         "speaker-clustered, no shift", simulate.speaker_world, {"items_per_speaker": 10}, null=True
     ),
-    WorldSpec("repeated transcripts, no shift", simulate.repeated_text_world, null=True),
+    WorldSpec("repeated transcripts, no shift", simulate.repeated_text_world, null=True, slow=True),
     WorldSpec("shift, AUC 0.6", simulate.shifted_world, {"auc": 0.6}),
     WorldSpec("shift, AUC 0.7", simulate.shifted_world, {"auc": 0.7}),
     WorldSpec("closed vocabulary split by class", simulate.closed_vocabulary_world),
@@ -123,6 +126,7 @@ def sim_seed(base: int, world: str, n: int, sim: int) -> int:
 
 
 def run_blind(spec: WorldSpec, n: int, sim: int, s: Settings) -> dict[str, Any]:
+    cpu = time.process_time()
     seed = sim_seed(s.seed, spec.name, n, sim)
     w = spec.make(n, seed=seed, **spec.kwargs)
     res = blind.cross_validate(w.fs, s.blind, s.evaluation, seed=seed, explain_top=0)
@@ -130,10 +134,12 @@ def run_blind(spec: WorldSpec, n: int, sim: int, s: Settings) -> dict[str, Any]:
     return {
         "world": spec.name, "n": n, "sim": sim, "true_auc": w.auc, "state": v.state,
         "p_value": v.p_value, "auc": v.auc, "auc_ucb": v.auc_ucb, "detectable_auc": v.detectable_auc,
+        "cpu_s": time.process_time() - cpu,
     }  # fmt: skip
 
 
 def run_model(spec: WorldSpec, n: int, sim: int, s: Settings, correlation: bool) -> dict[str, Any]:
+    cpu = time.process_time()
     seed = sim_seed(s.seed, spec.name, n, sim)
     w = spec.make(n, seed=seed, **spec.kwargs)
     wide = mia.wide_scores(w.scores)
@@ -161,6 +167,7 @@ def run_model(spec: WorldSpec, n: int, sim: int, s: Settings, correlation: bool)
         )  # fmt: skip
         row = {**adj, "p_perm": v.p_value, "confounded": False}
         out["correlation"] = verdicts.correlation_verdict(row, s.verdicts.alpha)
+    out["cpu_s"] = time.process_time() - cpu
     return out
 
 
@@ -263,28 +270,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--sizes", default=f"{DEMO_N},1000", help="comma-separated item counts (half members)"
     )
-    ap.add_argument(
-        "--null-sims", type=int, default=200, help="simulations per null world at the demo's size"
-    )
-    ap.add_argument(
-        "--power-sims",
-        type=int,
-        default=100,
-        help="simulations per shifted world at the demo's size",
-    )
-    ap.add_argument(
-        "--large-sims", type=int, default=20, help="simulations per world at sizes above the demo's"
-    )
-    ap.add_argument("--correlation-sims", type=int, default=100,
-                    help="simulations (per model world and size) that also run the confound adjustment")  # fmt: skip
+    ap.add_argument("--null-sims", type=int, default=200, help="simulations per null world at the demo's size")  # fmt: skip
+    ap.add_argument("--slow-sims", type=int, default=100, help="simulations per slow null world (text, TF-IDF) at the demo's size")  # fmt: skip
+    ap.add_argument("--power-sims", type=int, default=50, help="simulations per shifted world at the demo's size")  # fmt: skip
+    ap.add_argument("--large-sims", type=int, default=10, help="simulations per shifted world at each size above the demo's (power only)")  # fmt: skip
+    ap.add_argument("--correlation-sims", type=int, default=50, help="simulations (per model world and size) that also run the confound adjustment")  # fmt: skip
     ap.add_argument(
         "--shuffles", type=int, default=19, help="label shuffles of the blind permutation null"
     )
     ap.add_argument(
         "--agg-shuffles", type=int, default=19, help="label shuffles of the aggregate's null"
     )
-    ap.add_argument("--folds", type=int, default=5, help="blind CV folds")
-    ap.add_argument("--agg-folds", type=int, default=5, help="aggregated attack CV folds")
+    ap.add_argument("--folds", type=int, default=3, help="blind CV folds")
+    ap.add_argument("--agg-folds", type=int, default=3, help="aggregated attack CV folds")
     ap.add_argument("--gbt-iter", type=int, default=20, help="boosting rounds of the blind trees")
     ap.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples of each CI")
     ap.add_argument("--alpha", type=float, default=0.05)
@@ -311,7 +309,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     if "--quick" in (sys.argv[1:] if argv is None else argv):  # flags given beside it still win
         ap.set_defaults(
-            sizes=str(DEMO_N), null_sims=6, power_sims=4, large_sims=0, correlation_sims=2
+            sizes=str(DEMO_N),
+            null_sims=6,
+            slow_sims=4,
+            power_sims=4,
+            large_sims=0,
+            correlation_sims=2,
         )
     args = ap.parse_args(argv)
     return args
@@ -325,11 +328,16 @@ def plan(args: argparse.Namespace) -> list[tuple[WorldSpec, int, int]]:
         if keep and not any(k in spec.name.lower() for k in keep):
             continue
         for n in sizes:
-            sims = (
-                (args.null_sims if spec.null else args.power_sims)
-                if n <= DEMO_N
-                else args.large_sims
-            )
+            if n <= DEMO_N:
+                sims = (
+                    args.power_sims
+                    if not spec.null
+                    else args.slow_sims
+                    if spec.slow
+                    else args.null_sims
+                )
+            else:  # larger sizes measure power: what is there to find
+                sims = 0 if spec.null else args.large_sims
             todo += [(spec, n, i) for i in range(sims)]
     return todo
 
@@ -337,8 +345,9 @@ def plan(args: argparse.Namespace) -> list[tuple[WorldSpec, int, int]]:
 def simulate_all(args: argparse.Namespace, s: Settings) -> pd.DataFrame:
     """Every planned simulation, in chunks of ``--chunk`` per (world, size), parallel within a chunk.
 
-    Chunks go round-robin over the worlds (the first chunk of every world, then
-    the second, ...), so a run cut short has measured every world. With
+    Sizes run smallest first and, within a size, chunks go round-robin over
+    the worlds (the first chunk of every world, then the second, ...), so a run
+    cut short has measured every world at the demo's size. With
     ``--raw``, each finished chunk is appended to that CSV at once and
     simulations already there are not run again (a rerun resumes).
     """
@@ -355,14 +364,13 @@ def simulate_all(args: argparse.Namespace, s: Settings) -> pd.DataFrame:
     for spec, n, i in plan(args):
         if (spec.name, n, i) not in have:
             per.setdefault((spec.name, n), []).append((spec, n, i))
-    chunks = [
-        (key, items[k : k + args.chunk])
-        for j in range(max((len(v) for v in per.values()), default=0) // args.chunk + 1)
-        for key, items in per.items()
-        for k in [j * args.chunk]
-        if k < len(items)
-    ]
-    for (name, n), items in chunks:
+    # smaller sizes first; within a size, round-robin over the worlds
+    chunks = sorted(
+        ((key, j, items[j * args.chunk : (j + 1) * args.chunk])
+         for key, items in per.items() for j in range((len(items) + args.chunk - 1) // args.chunk)),
+        key=lambda c: (c[0][1], c[1]),
+    )  # fmt: skip
+    for (name, n), _, items in chunks:
         t0 = time.perf_counter()
         out = Parallel(n_jobs=args.jobs, batch_size=1)(
             delayed(run_blind)(spec, n, i, s)
@@ -406,12 +414,19 @@ def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         f"confound adjustment on the first {args.correlation_sims} simulations of each model world.",
         f"Verdicts: alpha {s.verdicts.alpha}, margin {s.verdicts.margin} (clean: every check's AUC below "
         f"{0.5 + s.verdicts.margin:g} with {1 - s.verdicts.alpha:.0%} confidence).",
-        f"Simulations per world: {args.null_sims} (null worlds) / {args.power_sims} (shifted) at n = {DEMO_N}"
+        f"Planned simulations per world at n = {DEMO_N}: {args.null_sims} (null worlds; "
+        f"{args.slow_sims} for the slow text world), {args.power_sims} (shifted worlds)"
         + (
-            f"; {args.large_sims} at n = {', '.join(str(n) for n in sizes if n > DEMO_N)} "
-            "(subsampled: each costs about n / 120 times more)"
+            f"; at n = {', '.join(str(n) for n in sizes if n > DEMO_N)}: {args.large_sims} per shifted "
+            "world (subsampled, power only: each costs several times more)"
             if any(n > DEMO_N for n in sizes)
             else ""
+        )
+        + ". The sims column is what ran.",
+        "CPU seconds per simulation (mean): "
+        + "; ".join(
+            f"{w} n={n}: {g['cpu_s'].mean():.1f}"
+            for (w, n), g in allres.groupby(["world", "n"], sort=False)
         )
         + ".",
         "",
