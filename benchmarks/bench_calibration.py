@@ -298,7 +298,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--report-only",
         action="store_true",
-        help="no simulation: the table of the results in --raw",
+        help="no simulation: the table of the results in --raw (give the settings flags of that run: "
+        "the header prints them)",
     )
     ap.add_argument("--chunk", type=int, default=20, help="simulations per chunk (see --raw)")
     ap.add_argument(
@@ -405,8 +406,13 @@ def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     lines = [
         "# Calibration of the verdicts on simulated worlds",
         "",
-        f"{len(todo)} simulations ({allres['seconds'].sum():.0f} s of wall time at {args.jobs} worker(s), "
-        f"{wall:.0f} s in this run); seed {args.seed}.",
+        (
+            f"{len(todo)} simulations read from {args.raw.name} ({allres['seconds'].sum():.0f} s of "
+            f"wall time when they ran); seed {args.seed}."
+            if args.report_only
+            else f"{len(todo)} simulations ({allres['seconds'].sum():.0f} s of wall time at {args.jobs} "
+            f"worker(s), {wall:.0f} s in this run); seed {args.seed}."
+        ),
         f"Blind CV: {b.folds} folds, classifiers {b.classifiers} (trees on {b.gbt_groups}, "
         f"{b.gbt.max_iter} rounds), groups per world as in lalm_audit.simulate, "
         f"{b.permutation_control.shuffles} label shuffles per simulation; bootstrap {s.evaluation.bootstrap}.",

@@ -275,10 +275,8 @@ def _build(
         else:
             tables[g] = _table(ids, _metadata(len(ids), rng))
     man = pd.DataFrame({"item_id": ids, "label": y})
-    if speakers is not None:
-        man["speaker_id"] = (
-            speakers  # feature_set carries it into fs.items, as from a real manifest
-        )
+    if speakers is not None:  # feature_set carries it into fs.items, as from a real manifest
+        man["speaker_id"] = speakers
     fs = feature_set(man, tables, dataset=name)
     return World(name, fs, shifted, auc, scores, score_auc)
 
