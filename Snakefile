@@ -1,8 +1,9 @@
 # lalm-audit: membership-inference auditing of Large Audio Language Models.
 # Table of contents only; all logic lives in the lalm_audit package (src/).
 #
-#   snakemake --profile profiles/default                          # the demo audit
-#   snakemake --profile profiles/default --configfile my.yaml     # your data
+#   snakemake --profile profiles/local                          # the demo audit
+#   snakemake --profile profiles/local --configfile my.yaml     # your data
+#   snakemake blind_only --profile profiles/local --configfile my.yaml  # blind baseline only
 
 
 import os
@@ -31,6 +32,7 @@ include: "workflow/rules/perturb.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/indicators.smk"
 include: "workflow/rules/correlation.smk"
+include: "workflow/rules/controlled.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -38,3 +40,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        CONTROLLED_TARGETS,

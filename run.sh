@@ -52,9 +52,9 @@ case "$cmd" in
     ;;
   demo)
     ensure_env
-    "$VENV/bin/snakemake" --profile profiles/default --configfile config/demo.yaml "$@"
+    "$VENV/bin/snakemake" --profile profiles/local --configfile config/demo.yaml "$@"
     # every figure and table with its caption, in one self-contained HTML file
-    "$VENV/bin/snakemake" --profile profiles/default --configfile config/demo.yaml \
+    "$VENV/bin/snakemake" --profile profiles/local --configfile config/demo.yaml \
       --report results/report.html
     echo ">> report: results/report.html (tables: results/report/tables/, figures: PNG + PDF)" >&2
     ;;

@@ -346,11 +346,7 @@ def run_disentangle(
     from lalm_audit.mia import mark_confounded
 
     table = mark_confounded(table, io.read_table(status_path) if status_path else None)
-    prov = io.provenance(
-        "disentangle",
-        {"analysis": cfg.analysis, "perturb": cfg.perturb, "evaluation": cfg.evaluation},
-        seed=cfg.seed,
-    )
+    prov = io.provenance("disentangle", cfg)
     io.write_table(table, out, schema=DISENTANGLEMENT, prov=prov)
     if figure_png:
         from lalm_audit.report.mia_figures import disentanglement_figure
@@ -516,17 +512,7 @@ def run_correlation(
     adj["verdict"] = [
         verdicts.correlation_verdict(r, cfg.verdicts.alpha) for r in adj.to_dict("records")
     ]
-    prov = io.provenance(
-        "correlation",
-        {
-            "analysis": cfg.analysis,
-            "evaluation": cfg.evaluation,
-            "blind": cfg.blind,
-            "verdicts": cfg.verdicts,
-        },
-        seed=cfg.seed,
-        dataset=dataset,
-    )
+    prov = io.provenance("correlation", cfg, dataset=dataset)
     io.write_table(corr, correlation_out, schema=CORRELATION, prov=prov)
     io.write_table(adj, adjusted_out, schema=CONFOUND_ADJUSTED, prov=prov)
     if markdown_out or latex_out:

@@ -81,6 +81,28 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(x, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+#: Below this a header's sample rate is not audio (a 1 Hz WAV is 16,000 "seconds" of noise).
+MIN_SOURCE_RATE = 1000
+
+
+def _read_frames(f: sf.SoundFile, n: int) -> np.ndarray:
+    """Read up to ``n`` frames from the current position into a buffer of exactly ``n``.
+
+    Written against libsndfile directly because ``SoundFile.read`` re-seeks after every
+    read to track its position, and libsndfile's FLAC seek fails once the header's sample
+    count overstates the data: the one case where reading must simply stop at the end.
+    The buffer is sized by the caller's (capped) request, never by the header.
+    """
+    out = np.empty((n, f.channels), dtype=np.float32)
+    if n == 0:
+        return out
+    got = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", out.ctypes.data), n)
+    err = sf._snd.sf_error(f._file)
+    if err:
+        raise sf.LibsndfileError(err)
+    return out[: int(got)]
+
+
 @dataclass(frozen=True)
 class Decoded:
     """Decoded samples (mono float32 at ``sample_rate``) and what the source said."""
@@ -88,11 +110,16 @@ class Decoded:
     samples: np.ndarray
     sample_rate: int
     info: AudioInfo
-    source_frames: int  # frames read from the source, at the source rate
+    source_frames: int  # frames of the requested segment in the source, at the source rate
+    capped: bool = False  # True when only the first ``max_duration_s`` were read
 
     @property
     def source_duration_s(self) -> float:
-        """Exact duration of the decoded segment, from the source's own frame count."""
+        """Duration of the requested segment in the source, before any cap.
+
+        Frames actually read when the whole segment was read; when the cap cut it, the
+        segment length the header gives (the only thing known without reading the rest).
+        """
         return self.source_frames / self.info.sample_rate
 
 
@@ -102,8 +129,14 @@ def decode(
     offset_s: float = 0.0,
     duration_s: float | None = None,
     target_sr: int = 16000,
+    max_duration_s: float | None = None,
 ) -> Decoded:
     """Decode ``[offset_s, offset_s + duration_s)`` of ``src`` to mono float32 at ``target_sr``.
+
+    With ``max_duration_s`` at most that many seconds are read and resampled, whatever the
+    header claims, so memory is bounded by the cap: a header that lies about its length
+    (a 1 s FLAC claiming 2^36 samples) or a one-hour recording costs no more than a
+    ``max_duration_s`` clip. ``source_frames`` still reports the segment's full length.
 
     Raises
     :class:`AudioError` with code ``missing_audio``, ``empty_audio``,
@@ -113,28 +146,51 @@ def decode(
         info = AudioInfo(
             int(f.samplerate), int(f.channels), int(f.frames), str(f.format), str(f.subtype)
         )
+        if info.sample_rate < MIN_SOURCE_RATE:
+            raise AudioError(
+                "unreadable_audio",
+                f"{_describe(src)} says its sample rate is {info.sample_rate} Hz "
+                f"(below {MIN_SOURCE_RATE} Hz: a broken header, not audio)",
+            )
         start = round(offset_s * info.sample_rate)
         if offset_s < 0 or (info.frames and start >= info.frames and start > 0):
             raise AudioError(
                 "bad_segment",
                 f"offset {offset_s:.3f}s is outside {_describe(src)} ({info.duration_s:.3f}s long)",
             )
-        n = -1 if duration_s is None else max(0, round(duration_s * info.sample_rate))
+        # What the header says the segment holds; never allocated unless the cap allows it.
+        claimed = max(0, info.frames - start)
+        if duration_s is not None:
+            claimed = min(claimed, max(0, round(duration_s * info.sample_rate)))
+        want = claimed
+        cap = None if max_duration_s is None else max(1, round(max_duration_s * info.sample_rate))
+        if cap is not None:
+            want = min(want, cap + 1)  # one frame past the cap tells "longer than the cap"
         try:
-            f.seek(start)
-            data = f.read(frames=n, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
+            if start:
+                f.seek(start)
+            data = _read_frames(f, want)
+        except (sf.LibsndfileError, RuntimeError, MemoryError) as exc:
             raise AudioError(
                 "unreadable_audio", f"decoding {_describe(src)} failed: {exc}"
             ) from None
-    if data.shape[0] == 0:
+    got = int(data.shape[0])
+    capped = cap is not None and got > cap
+    if capped:
+        data = data[:cap]  # cut before mixing and resampling: only the cap is ever processed
+        source_frames = max(claimed, got)
+    else:
+        source_frames = got  # read to the end: the true length, whatever the header said
+    if got == 0:
         raise AudioError(
             "empty_audio", f"{_describe(src)} holds no samples in the requested segment"
         )
     if not np.isfinite(data).all():
         raise AudioError("unreadable_audio", f"{_describe(src)} decodes to NaN/inf samples")
     mono = to_mono(data)
-    return Decoded(resample(mono, info.sample_rate, target_sr), target_sr, info, int(data.shape[0]))
+    return Decoded(
+        resample(mono, info.sample_rate, target_sr), target_sr, info, source_frames, capped
+    )
 
 
 def peak_dbfs(x: np.ndarray) -> float:

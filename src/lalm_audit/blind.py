@@ -946,6 +946,8 @@ def summary_markdown(
     dataset: str, res: BlindResult, evaluation: EvaluationConfig, verdict_cfg: Any, *, seed: int
 ) -> str:
     """A short Markdown report: AUC table, permutation null, the verdict, and what separates the classes."""
+    from lalm_audit.report.tables import tpr_cell
+
     m = res.metrics
     blind = m[m["control"] == BLIND]
     verdict = res.verdict(verdict_cfg)
@@ -959,6 +961,7 @@ def summary_markdown(
     by_speaker = bool((blind["auc_item_level"] != blind["auc"]).any()) or "speaker" in str(
         first["fold_grouping"]
     )
+    tpr_fpr = 0.01 if tpr_col == ev.tpr_column(0.01) else evaluation.fpr_targets[0]
     lines = [
         f"# Blind baseline: {dataset}",
         "",
@@ -979,7 +982,7 @@ def summary_markdown(
         item = f" {r['auc_item_level']:.3f} |" if by_speaker else ""
         lines.append(
             f"| {r['group']} | {r['classifier']} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] |{item} "
-            f"{null} | {p} | {r[tpr_col]:.3f} | {r['n_failed']} |"
+            f"{null} | {p} | {tpr_cell(r, tpr_fpr)} | {r['n_failed']} |"
         )
     lines += ["", f"**Verdict: {verdict.sentence}.**", ""]
     if verdict.state == verdicts.SHIFTED:
@@ -1056,9 +1059,7 @@ def run_blind(
         fs, cfg.blind, cfg.evaluation, seed=cfg.seed, dataset=dataset, n_jobs=workers
     )
     out = Path(out_dir) if out_dir is not None else blind_dir(dataset, results)
-    params = {"blind": cfg.blind, "evaluation": cfg.evaluation, "groups": cfg.features.groups,
-              "verdicts": cfg.verdicts}  # fmt: skip
-    prov = io.provenance("blind", params, seed=cfg.seed, dataset=dataset)
+    prov = io.provenance("blind", cfg, dataset=dataset)
     io.write_table(
         res.predictions, out / "predictions.parquet", schema=BLIND_PREDICTIONS, prov=prov
     )

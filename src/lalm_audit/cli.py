@@ -43,6 +43,10 @@ def command(
                 help="config file(s); later files win",
             )
         p.add_argument("-j", "--workers", type=int, default=1, help="parallel workers / threads")
+        # Also accepted after the command; SUPPRESS keeps the top-level value when absent.
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         args(p)
 
     def deco(fn: Handler) -> Handler:
@@ -71,9 +75,29 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("check-config", "validate config files and print the resolved config (defaults filled in)")
+@command(
+    "check-config",
+    "validate config files and print the resolved config (defaults filled in); also reads every "
+    "dataset's table, folder or shards (no audio decoded) to check paths and column mappings",
+    args=lambda p: p.add_argument(
+        "--no-data", action="store_true", help="check the config only, not the datasets it names"
+    ),
+)
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    # The demo's tables are built by the workflow itself, so they cannot be read beforehand.
+    if cfg.demo is None and not args.no_data:
+        from lalm_audit.manifest import LOADERS
+
+        for name, ds in cfg.datasets.items():
+            loaded = LOADERS[ds.loader](name, ds)
+            log.info(
+                "dataset %r: %d rows read, the column mapping fits (%d rows unparseable; "
+                "audio is checked by the manifest stage)",
+                name,
+                loaded.n_in,
+                len(loaded.rejected),
+            )
     sys.stdout.write(json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
     return 0
 
@@ -447,6 +471,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _readme_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-r", "--results", default="results", help="results folder of a demo run")
+    p.add_argument("--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks")
+    p.add_argument("--write", action="store_true", help="rewrite the blocks (default: check them)")
+    p.add_argument("--tol", type=float, default=0.05, help="tolerance on numbers when checking")
+
+
+@command(
+    "readme",
+    "check (or --write) the README's demo blocks against a demo run's results",
+    config=False,
+    args=_readme_args,
+)
+def cmd_readme(args: argparse.Namespace) -> int:
+    from lalm_audit.report import readme
+
+    if args.write:
+        Path(args.readme).write_text(readme.sync(args.readme, args.results))
+        log.info("%s: demo blocks rewritten from %s", args.readme, args.results)
+        return 0
+    diffs = readme.differences(args.readme, args.results, tol=args.tol)
+    for d in diffs:
+        log.error("README block differs from the run: %s", d)
+    return 1 if diffs else 0
+
+
 def _perturb_args(p: argparse.ArgumentParser) -> None:
     _results_args(p)
     p.add_argument("--condition", nargs="*", help="condition(s); default: every configured one")
@@ -471,9 +521,19 @@ def cmd_perturb(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    if "controlled-split" not in COMMANDS:
+        from lalm_audit.controlled.cli import register
+
+        register(command)
+
     p = argparse.ArgumentParser(prog="lalm-audit", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lalm-audit {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback (default: one message naming the problem and fix)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_fn, help_, configure) in COMMANDS.items():
         configure(sub.add_parser(name, help=help_, description=help_))
@@ -482,13 +542,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(level=logging.DEBUG if args.verbose else logging.INFO)
+    setup_logging(level=logging.DEBUG if args.verbose or args.debug else logging.INFO)
     limit_threads(max(1, args.workers))
     try:
         return COMMANDS[args.command][0](args)
     except LalmAuditError as exc:
+        if args.debug:
+            raise
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:  # a user sees one line; --debug shows the rest
+        if args.debug:
+            raise
+        log.error(
+            "%s failed: %s: %s (a bug or an unexpected input; rerun with --debug for the "
+            "traceback and report it)",
+            args.command,
+            type(exc).__name__,
+            exc,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -965,6 +965,154 @@ class VerdictsConfig(Strict):
     )
 
 
+# --------------------------------------------------------------------------- controlled audits
+
+
+class LoraRecipe(Strict):
+    """LoRA fine-tuning of a target model on the controlled members (through peft)."""
+
+    prompt: str = Field(
+        "Transcribe the audio.", description="Task prompt; the target response is the transcript."
+    )
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Linear layers that get LoRA adapters (module-name suffixes).",
+    )
+    scope: Literal["language_model", "all"] = Field(
+        "language_model",
+        description="'language_model': adapt those layers in the text model only (the audio "
+        "encoder stays frozen as released); 'all': wherever the names occur.",
+    )
+    rank: int = Field(8, ge=1, description="LoRA rank r.")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha (the update is scaled by alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    learning_rate: float = Field(2e-4, gt=0, description="AdamW peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the LoRA weights.")
+    warmup_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of the steps with linear warm-up (then linear decay)."
+    )
+    epochs: int = Field(3, ge=1, description="Passes over the members (each repeated as drawn).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (null: all epochs)."
+    )
+    batch_size: int = Field(4, ge=1, description="Clips per optimizer step.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, ~30% slower)."
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Training dtype; 'auto': bfloat16 on a GPU that has it, else float32."
+    )
+    device: str = Field("auto", description="Torch device ('auto': CUDA when available).")
+    seed: int = Field(0, description="Seed of the LoRA initialization and the batch order.")
+    keep_epoch_checkpoints: bool = Field(
+        False, description="Also save the adapter after every epoch (adapter_epoch<k>)."
+    )
+
+
+class PrivacyConfig(Strict):
+    """Epsilon lower bounds, computed only on controlled splits."""
+
+    delta: float = Field(1e-5, ge=0, lt=1, description="The delta every bound is stated at.")
+    confidence: float = Field(0.95, ge=0.5, lt=1, description="Confidence of every bound.")
+    threshold: Literal["heldout", "bonferroni"] = Field(
+        "heldout",
+        description="Clopper-Pearson bound: choose the threshold on a held-out part of the items "
+        "('heldout') or take the best ROC threshold with a Bonferroni correction.",
+    )
+    heldout_fraction: float = Field(
+        0.5, gt=0, lt=1, description="Share of items that choose the threshold ('heldout')."
+    )
+    guess_fraction: float = Field(
+        0.1,
+        gt=0,
+        le=0.5,
+        description="One-run audit: guess 'member' for this share of the canaries with the "
+        "highest scores and 'held-out' for the same share with the lowest (fixed in advance).",
+    )
+
+
+class CanaryConfig(Strict):
+    """Unique utterances spoken by the offline TTS, each with a held-out twin."""
+
+    count: int = Field(64, ge=4, description="Canaries (members and twins together).")
+    kind: Literal["sentence", "digits"] = Field(
+        "sentence", description="Unique random sentences, or digit strings read out."
+    )
+    digits: int = Field(10, ge=4, description="Length of a digit-string canary.")
+    words: tuple[int, int] = Field(
+        (8, 12), description="Word count range of a sentence canary (inclusive)."
+    )
+    engine: Literal["espeak", "transformers"] = Field(
+        "espeak",
+        description="'espeak': offline espeak-ng voices; 'transformers': a text-to-speech model "
+        "(hub id or local path) through transformers' text-to-speech pipeline.",
+    )
+    model: str | None = Field(
+        None, description="transformers engine: hub id or local path of a text-to-speech model."
+    )
+    revision: str | None = Field(None, description="transformers engine: model revision.")
+    trust_remote_code: bool = Field(
+        False, description="transformers engine: allow the model's own code (off unless set)."
+    )
+    device: str = Field("cpu", description="transformers engine: torch device.")
+    voices: list[str] = Field(
+        default_factory=lambda: ["en-us", "en-us+f3"],
+        description="espeak-ng voices (demo Voice specs, e.g. en-us+f4/r170/p60/g50), one per pair in turn.",
+    )
+    seed: int = Field(0, description="Seed of the texts, the draw and the TTS sampling.")
+
+    @model_validator(mode="after")
+    def _engine(self) -> CanaryConfig:
+        if self.engine == "transformers" and not self.model:
+            raise ValueError(
+                "controlled.canaries with engine 'transformers' needs `model` (hub id or local path)"
+            )
+        return self
+
+
+class ControlledConfig(Strict):
+    """Controlled-membership audits: a random member/held-out draw, a LoRA fine-tune, exact labels."""
+
+    pool: str = Field(description="Dataset alias whose items are drawn (none the model has seen).")
+    dataset: str = Field(
+        "controlled", description="Alias of the drawn split (a dataset of its own in results/)."
+    )
+    seed: int = Field(0, description="Seed of the draw.")
+    draw: Literal["balanced", "bernoulli"] = Field(
+        "balanced",
+        description="'balanced': half of each stratum are members; 'bernoulli': a fair coin per "
+        "item (needed by the one-run audit).",
+    )
+    stratify_by_speaker: bool = Field(
+        True, description="Draw within each speaker when the pool knows its speakers."
+    )
+    use_items: Literal["nonmembers", "all"] = Field(
+        "nonmembers",
+        description="Candidates: the pool's non-members only (its members may have been seen), "
+        "or every item.",
+    )
+    repetitions: list[int] = Field(
+        default_factory=lambda: [1],
+        description="Times fine-tuning sees a member per epoch, dealt out evenly (e.g. [1, 2, 4, 8]).",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Base model aliases (config: models) to fine-tune on the members.",
+    )
+    finetune: LoraRecipe = Field(default_factory=LoraRecipe)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    canaries: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @field_validator("repetitions")
+    @classmethod
+    def _reps(cls, v: list[int]) -> list[int]:
+        if not v or any(r < 1 for r in v) or len(set(v)) != len(v):
+            raise ValueError(
+                "controlled.repetitions must list distinct counts >= 1, e.g. [1, 2, 4, 8]"
+            )
+        return v
+
+
 # --------------------------------------------------------------------------- top level
 
 
@@ -995,6 +1143,10 @@ class Config(Strict):
     blind: BlindConfig = Field(default_factory=BlindConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     verdicts: VerdictsConfig = Field(default_factory=VerdictsConfig)
+    controlled: ControlledConfig | None = Field(
+        None,
+        description="Controlled-membership audit: random split, LoRA fine-tune, privacy bounds.",
+    )
 
     @field_validator("datasets")
     @classmethod
@@ -1044,6 +1196,22 @@ class Config(Strict):
         unknown = sorted(set(self.features.dataset_shards) - set(self.datasets))
         if unknown:
             raise ValueError(f"features.dataset_shards names unknown datasets {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _controlled_references(self) -> Config:
+        c = self.controlled
+        if c is None:
+            return self
+        if c.pool not in self.datasets:
+            raise ValueError(f"controlled.pool names unknown dataset {c.pool!r}")
+        if c.dataset in self.datasets:
+            raise ValueError(
+                f"controlled.dataset {c.dataset!r} is already a configured dataset; pick a new alias"
+            )
+        unknown = sorted(set(c.models) - set(self.models))
+        if unknown:
+            raise ValueError(f"controlled.models names unconfigured models {unknown}")
         return self
 
     def audit_datasets(self) -> list[str]:
@@ -1096,12 +1264,54 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError("invalid configuration:\n" + _format_errors(err)) from None
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping; any problem is one :class:`ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        where = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ConfigError(
+            f"config file {str(p)!r} {where}; fix: check the path given to -c/--config "
+            "(or --configfile); config/config.yaml is a commented example to copy"
+        )
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(p)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at position {exc.start}); fix: save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"config file {str(p)!r} is not valid YAML{where}: {problem}; fix: correct the "
+            "syntax there (indent with spaces, quote values holding ': ' or '#')"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(p)!r} holds a YAML {type(data).__name__}, not a mapping of "
+            "settings; fix: write it as 'key: value' lines (e.g. 'datasets:' at the top level), "
+            "not a '- item' list"
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(
+            f"config file {str(p)!r} has top-level keys that are not names: {bad_keys}; "
+            "fix: use names such as 'datasets' or 'audio'"
+        )
+    return data
+
+
 def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Load and merge YAML config files (later files win, recursively), then validate."""
     merged: dict[str, Any] = {}
     for p in paths:
-        with open(p, encoding="utf-8") as fh:
-            merged = deep_merge(merged, yaml.safe_load(fh) or {})
+        merged = deep_merge(merged, read_config_file(p))
     if overrides:
         merged = deep_merge(merged, overrides)
     return parse_config(merged)

@@ -154,16 +154,7 @@ def run_heatmap(
     sets = {ds: load_features(ds, groups, results=results) for ds in datasets}
     df = heatmap(sets, cfg.blind, cfg.evaluation, seed=cfg.seed, n_jobs=workers)
     out = Path(out) if out is not None else Path(results) / "blind" / "heatmap.parquet"
-    prov = io.provenance(
-        "blind-heatmap",
-        {
-            "blind": cfg.blind,
-            "evaluation": cfg.evaluation,
-            "features": cfg.features,
-            "datasets": datasets,
-        },
-        seed=cfg.seed,
-    )
+    prov = io.provenance("blind-heatmap", cfg, datasets=",".join(datasets))
     io.write_table(df, out, schema=HEATMAP, prov=prov)
     fig = heatmap_figure(df)
     for path in figure or [out.with_suffix(".png"), out.with_suffix(".pdf")]:

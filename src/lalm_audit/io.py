@@ -2,8 +2,11 @@
 
 Writes are atomic (a temporary file renamed into place), so a killed job never
 leaves a half-written Parquet file that a rerun would trust. Every Parquet file
-carries its provenance (package version, config hash, seed, ...) in the Arrow
-schema metadata under ``lalm_audit.provenance``; nothing time-dependent is
+carries its provenance in the Arrow schema metadata under
+``lalm_audit.provenance``: the package version, the hash of the config its
+stage declares (``lalm_audit.stages``), the seed when the stage reads it, and
+the code that made it (the source hash of the stage's modules and the git
+commit when the package runs from a checkout). Nothing time-dependent is
 stored, so equal inputs give byte-identical files.
 """
 
@@ -21,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lalm_audit import __version__
-from lalm_audit.config import stable_hash
+from lalm_audit import __version__, stages
+from lalm_audit.config import Config, stable_hash
 from lalm_audit.schemas import TableSchema
 
 PROVENANCE_KEY = b"lalm_audit.provenance"
@@ -31,14 +34,32 @@ PROVENANCE_KEY = b"lalm_audit.provenance"
 def provenance(
     stage: str, params: Any = None, *, seed: int | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Provenance record for an artifact: what made it, with which settings."""
-    rec: dict[str, Any] = {
-        "lalm_audit_version": __version__,
-        "stage": stage,
-        "config_hash": stable_hash(params) if params is not None else None,
-    }
+    """Provenance record for an artifact: what made it, with which settings and which code.
+
+    Pass the whole config as ``params`` for a stage of the contract: the hash is then taken over
+    exactly the keys the stage declares (the same subset its rule reruns on), placeholders such as
+    ``{dataset}`` filled from ``extra``, and the seed recorded when the stage reads it. Any other
+    ``params`` are hashed as given.
+    """
+    contract = stages.find(stage)
+    rec: dict[str, Any] = {"lalm_audit_version": __version__, "stage": stage}
+    if isinstance(params, Config | stages.ConfigView):
+        if contract is None:
+            raise ValueError(
+                f"stage {stage!r} has no contract in lalm_audit.stages; pass its params"
+            )
+        subset = stages.config_subset(
+            params, contract.name, **{k: str(v) for k, v in extra.items()}
+        )
+        rec["config_hash"] = stable_hash(subset)
+        if "seed" in subset:
+            rec["seed"] = subset["seed"]
+    else:
+        rec["config_hash"] = stable_hash(params) if params is not None else None
     if seed is not None:
         rec["seed"] = seed
+    if contract is not None:
+        rec.update(stages.code_identity(contract.name))
     rec.update(extra)
     return rec
 

@@ -5,7 +5,8 @@ per item x slice x indicator) and the items' labels; a *split* is a named
 subset of items (``full``; the clean splits of the blind-baseline stage). No
 model runs here.
 
-- Every (slice, indicator) is evaluated with :func:`lalm_audit.evaluation.evaluate`.
+- Every (slice, indicator) is evaluated with :func:`lalm_audit.evaluation.evaluate`, the scores of
+  the same items sharing one set of bootstrap draws.
 - The aggregated attack is a logistic regression over all indicators
   (imputation and standardization fit inside each training fold), stratified
   K-fold CV, re-run within each split; its out-of-fold membership probability
@@ -36,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lalm_audit import verdicts
-from lalm_audit.evaluation import auc, evaluate, tpr_column
+from lalm_audit.evaluation import StratifiedResamples, auc, evaluate, tpr_column
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,25 @@ def evaluate_split(
             f"evaluation needs at least 2 items per class (got {n1} members, {n0} non-members)"
         )
     rows: list[dict[str, Any]] = []
+    # Every score on the same items (in the same order) shares one set of bootstrap draws: the draws each
+    # score would make from the same seed, so sharing changes the cost, not the numbers.
+    shared: dict[tuple[str, ...], StratifiedResamples] = {}
+
+    def resamples_for(item_ids: np.ndarray, y: np.ndarray) -> StratifiedResamples | None:
+        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
+            return None  # evaluate() says why
+        key = tuple(item_ids)
+        if key not in shared:
+            shared[key] = StratifiedResamples.draw(y, settings.n_resamples, settings.seed)
+        return shared[key]
+
     for (sl, ind), grp in scores.groupby(["slice", "indicator"], sort=True):
         y = labels.loc[grp["item_id"]].to_numpy()
         if len(np.unique(y)) < 2:
             continue
         e = evaluate(y, grp["score"].to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
-                     fprs=settings.fprs, seed=settings.seed)  # fmt: skip
+                     fprs=settings.fprs, seed=settings.seed,
+                     resamples=resamples_for(grp["item_id"].to_numpy(), y))  # fmt: skip
         rows.append({"slice": sl, "indicator": ind, **e.as_row()})
     wide = wide_scores(
         scores if settings.agg_slices is None else scores[scores["slice"].isin(settings.agg_slices)]
@@ -140,7 +154,8 @@ def evaluate_split(
     agg = aggregate_attack(wide, labels, folds=settings.folds, seed=settings.seed, C=settings.C)
     y = labels.loc[agg.index].to_numpy()
     e = evaluate(y, agg.to_numpy(), n_resamples=settings.n_resamples, confidence=settings.confidence,
-                 fprs=settings.fprs, seed=settings.seed)  # fmt: skip
+                 fprs=settings.fprs, seed=settings.seed,
+                 resamples=resamples_for(agg.index.to_numpy(), y))  # fmt: skip
     rows.append({"slice": "all", "indicator": AGGREGATE, **e.as_row()})
     null = aggregate_null(wide, labels, folds=settings.folds, seed=settings.seed, C=settings.C,
                           shuffles=settings.shuffles)  # fmt: skip
@@ -204,9 +219,8 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
         loss = m[(m["slice"] == "response") & (m["indicator"] == "loss")]
         if len(loss):
             r = loss.iloc[0]
-            row.update(
-                loss_auc=r["auc"], loss_lo=r["auc_lo"], loss_hi=r["auc_hi"], loss_tpr=r[tcol]
-            )
+            row.update(loss_auc=r["auc"], loss_lo=r["auc_lo"], loss_hi=r["auc_hi"],
+                       **_tpr_fields(r, tcol, "loss_tpr"))  # fmt: skip
         single = m[m["indicator"] != AGGREGATE]
         best = single.loc[single["auc"].idxmax()]
         row.update(best=f"{best['slice']}/{best['indicator']}", best_auc=best["auc"], best_lo=best["auc_lo"],
@@ -216,12 +230,20 @@ def headline(metrics: pd.DataFrame, fpr: float = 0.01) -> pd.DataFrame:
             agg_auc=agg["auc"],
             agg_lo=agg["auc_lo"],
             agg_hi=agg["auc_hi"],
-            agg_tpr=agg[tcol],
+            **_tpr_fields(agg, tcol, "agg_tpr"),
+            tpr_fpr=fpr,
             p_perm=agg["p_perm"],
             agg_verdict=aggregate_word(bool(agg["agg_signal"]), bool(row.get("confounded", False))),
         )
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _tpr_fields(r: Any, tcol: str, name: str) -> dict[str, Any]:
+    """The TPR of a metrics row with its CI and counts, renamed for the headline (NaN where absent)."""
+    return {
+        name + suffix: r.get(tcol + suffix, np.nan) for suffix in ("", "_lo", "_hi", "_tp", "_fp")
+    }
 
 
 # --------------------------------------------------------------------------- stages (I/O at the edges)
@@ -264,7 +286,7 @@ def run_indicators(
         scores.groupby(["slice", "indicator"]).ngroups,
     )
     first = token_stats_path if isinstance(token_stats_path, str) else token_stats_path[0]
-    prov = io.provenance("indicators", ind_cfg, model=model, **_source_provenance(first))
+    prov = io.provenance("indicators", cfg, **{**_source_provenance(first), "model": model})
     io.write_table(scores, out, schema=INDICATOR_SCORES, prov=prov)
     return scores
 
@@ -316,9 +338,7 @@ def run_mia(
         scores[["item_id", "slice", "indicator", "score"]], labels, members, settings_from(cfg)
     )
     metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("mia", {"evaluation": cfg.evaluation, "indicators": cfg.indicators,
-                                 "verdicts": cfg.verdicts}, seed=cfg.seed,
-                         **_source_provenance(scores_path))  # fmt: skip
+    prov = io.provenance("mia", cfg, **_source_provenance(scores_path))
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
     io.write_table(agg, aggregate_out, schema=AGGREGATE_SCORES, prov=prov)
     io.write_text(markdown_table(metrics), table_out)
@@ -364,11 +384,12 @@ def status_word(r: Any) -> str:
 
 def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> str:
     """Readable summary: headline per split, then the top indicators per split."""
-    tcol = tpr_column(fpr)
+    from lalm_audit.report.tables import tpr_cell
+
     lines = ["# Membership inference results", ""]
     h = headline(metrics, fpr)
     lines.append("| split | blind baseline | members | non-members | loss (response) AUC [95% CI] | aggregate AUC [95% CI] | "
-                 f"aggregate TPR@{fpr:.1%} FPR | aggregate p (permutation) | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
+                 f"aggregate TPR@{fpr:.1%} FPR [95% CI] | aggregate p (permutation) | best of {int(h['n_indicators'].max())} (post hoc) |")  # fmt: skip
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for _, r in h.iterrows():
         loss = (
@@ -378,19 +399,19 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
         )
         lines.append(
             f"| {r['split']} | {status_word(r)} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
-            f"| {r['agg_tpr']:.3f} | {r['p_perm']:.2g}: {r['agg_verdict']} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
+            f"| {tpr_cell(r, fpr, 'agg_tpr')} | {r['p_perm']:.2g}: {r['agg_verdict']} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
         )
     for split, m in metrics.groupby("split", sort=False):
         lines += [
             "",
             f"## Top {top} indicators, split `{split}`",
             "",
-            f"| slice | indicator | AUC [95% CI] | TPR@{fpr:.1%} FPR |",
+            f"| slice | indicator | AUC [95% CI] | TPR@{fpr:.1%} FPR [95% CI] |",
             "|---|---|---|---|",
         ]
         for _, r in m.sort_values("auc", ascending=False).head(top).iterrows():
             lines.append(
-                f"| {r['slice']} | {r['indicator']} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | {r[tcol]:.3f} |"
+                f"| {r['slice']} | {r['indicator']} | {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | {tpr_cell(r, fpr)} |"
             )
     lines += ["", "The best single indicator is chosen after seeing all of them, so its AUC is optimistic; "
               "the aggregate is cross-validated.", ""]  # fmt: skip
@@ -435,8 +456,9 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
 
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The readable headline table (one row per dataset x model x response x split) of a summary table."""
-    from lalm_audit.report.tables import fmt_ci
+    from lalm_audit.report.tables import fmt_ci, tpr_cell
 
+    fpr = float(table["tpr_fpr"].iloc[0]) if "tpr_fpr" in table and len(table) else 0.01
     return pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "response": table["response"], "split": table["split"],
         "blind baseline": [status_word(r) for _, r in table.iterrows()],
@@ -444,7 +466,7 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
         "loss AUC [95% CI]": [fmt_ci(*r) for r in table[["loss_auc", "loss_lo", "loss_hi"]].itertuples(index=False)]
         if "loss_auc" in table else "-",
         "aggregate AUC [95% CI]": [fmt_ci(*r) for r in table[["agg_auc", "agg_lo", "agg_hi"]].itertuples(index=False)],
-        "aggregate TPR@1%FPR": table["agg_tpr"].map(lambda v: f"{v:.3f}"),
+        f"aggregate TPR@{fpr:.1%}FPR": [tpr_cell(r, fpr, "agg_tpr") for _, r in table.iterrows()],
         "aggregate p (permutation)": [f"{p:.2g}: {w}" for p, w in zip(table["p_perm"], table["agg_verdict"], strict=True)],
         "best single indicator (post hoc)": table["best"] + ": " + table["best_auc"].map(lambda v: f"{v:.3f}"),
     })  # fmt: skip

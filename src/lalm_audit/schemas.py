@@ -210,12 +210,18 @@ MIA_METRICS = TableSchema(
         "blind_verdict": pa.string(),
     },
     nullable=frozenset({"p_perm", "agg_verdict"}),
-    extra_prefixes=("tpr_at_",),
+    extra_prefixes=("tpr_at_", "auc_delong_"),
     key=("split", "slice", "indicator"),
     doc={
         "split": "full, or a clean split's name",
         "auc_lo": "lower bound of the stratified bootstrap CI (evaluation.confidence)",
-        "tpr_at_*": "largest TPR at FPR <= the bound (e.g. tpr_at_1pct_fpr)",
+        "auc_delong_lo": "DeLong's analytic CI of the AUC (_lo/_hi): the resampling-free cross-check of auc_lo/auc_hi",
+        "tpr_at_*": "largest TPR at FPR <= the bound (e.g. tpr_at_1pct_fpr); NaN when unresolved (see _resolved)",
+        "tpr_at_*_lo": "Clopper-Pearson CI of that TPR (_lo/_hi; conditional on the threshold), NaN when unresolved",
+        "tpr_at_*_tp": "true positives at the operating point (of n_members); _fp: its false positives (of "
+        "n_nonmembers); when unresolved, the counts of the zero-false-positive point",
+        "tpr_at_*_resolved": "n_nonmembers >= 1/FPR: below that the bound admits no false positive, so no TPR at "
+        "that FPR exists (tables print 'n/a (needs >= N non-members)')",
         "p_perm": "aggregate rows: permutation p-value of the aggregated attack's AUC against its CV refit on "
         "label shuffles (verdicts.aggregate_shuffles)",
         "agg_verdict": "aggregate rows: lalm_audit.verdicts.learned_signal_verdict's sentence",
@@ -263,7 +269,7 @@ DISENTANGLEMENT = TableSchema(
         "blind_verdict": pa.string(),
     },
     nullable=frozenset({"p_value", "p_holm"}),
-    extra_prefixes=("tpr_at_",),
+    extra_prefixes=("tpr_at_", "auc_delong_"),
     key=("split", "condition", "slice", "indicator"),
     doc={
         "condition": "'original' or a perturbation condition",
@@ -288,6 +294,10 @@ CORRELATION = TableSchema(
         "spearman_hi": pa.float64(),
         "n": pa.int64(),
     },
+    # a constant score (or logit) has no correlation: r and its CI are null, never 0
+    nullable=frozenset(
+        {"pearson_r", "pearson_lo", "pearson_hi", "spearman_r", "spearman_lo", "spearman_hi"}
+    ),
     key=("split", "slice", "indicator", "blind_group"),
     doc={
         "blind_group": "whose out-of-fold blind logit: 'combined' or a feature group (the reported classifier)",
@@ -296,7 +306,7 @@ CORRELATION = TableSchema(
     },
 )
 
-ADJUSTED_NULLABLE = ("adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
+ADJUSTED_NULLABLE = ("pearson_r", "adjusted_auc", "adjusted_lo", "adjusted_hi", "blind_auc", "blind_plus_auc", "gain",
                      "gain_lo", "gain_hi", "gain_p", "p_perm")  # fmt: skip
 
 CONFOUND_ADJUSTED = TableSchema(
@@ -417,7 +427,8 @@ BLIND_METRICS = TableSchema(
         "fold_grouping": "which items the CV kept in one fold (speakers, shared transcripts)",
         "n_failed": "items whose features of this group failed to extract (their features are imputed)",
         "n_features": "input columns of the group (the transcript counts as one)",
-        "tpr_at_*": "TPR at the FPR bound (evaluation.fpr_targets)",
+        "tpr_at_*": "TPR at the FPR bound (evaluation.fpr_targets), NaN below 1/FPR non-members; _lo/_hi, _tp/_fp "
+        "and _resolved as in mia_metrics (permutation rows: mean TPR over shuffles, no counts)",
     },
 )
 

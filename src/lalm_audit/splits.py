@@ -414,17 +414,7 @@ def run_splits(
     out = Path(out_dir) if out_dir is not None else Path(results) / "splits" / dataset
     fs = load_features(dataset, cfg.features.groups, results=results)
     blind = load_blind(dataset, results)
-    prov = io.provenance(
-        "splits",
-        {
-            "splits": cfg.splits,
-            "blind": cfg.blind,
-            "evaluation": cfg.evaluation,
-            "verdicts": cfg.verdicts,
-        },
-        seed=cfg.seed,
-        dataset=dataset,
-    )
+    prov = io.provenance("splits", cfg, dataset=dataset)
     m = blind.metrics
     full_v = blind.verdict(cfg.verdicts)
     full = m[(m["control"] == BLIND) & (m["group"] == full_v.worst.split("/")[0])

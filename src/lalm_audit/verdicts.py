@@ -120,7 +120,7 @@ def shift_verdict(
     p = permutation_p(float(obs.max()), wide.max(axis=1).to_numpy())
     mean0, sd0 = wide.mean(axis=0), wide.std(axis=0, ddof=1).clip(lower=1e-6)
     t = float(stats.t.ppf(1 - alpha, df=b - 1))
-    ucb = 0.5 + (obs - mean0) + t * sd0
+    ucb = (0.5 + (obs - mean0) + t * sd0).clip(upper=1.0)
     worst = str(obs.idxmax())
     z_pow = float(stats.norm.ppf(power))
     sd_typ = float(sd0.median())

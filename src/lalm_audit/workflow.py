@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import Any
 
+from lalm_audit import stages
 from lalm_audit.config import Config, parse_config
+from lalm_audit.errors import LalmAuditError
 from lalm_audit.logs import setup_logging
 
 
 def start_job(smk: Any) -> Config:
-    """Set up the job's log file and thread limits; return the typed config."""
+    """Set up the job's log file and thread limits; return the typed config.
+
+    With ``LALM_AUDIT_CONFIG_GUARD=1`` the config comes back guarded by the job's stage contract
+    (:func:`lalm_audit.stages.guard`): a read the stage did not declare fails the job.
+    """
     setup_logging(smk.log[0] if smk.log else None)
     limit_threads(int(getattr(smk, "threads", 1) or 1))
-    return parse_config(dict(smk.config))
+    sys.excepthook = _log_failure
+    cfg = parse_config(dict(smk.config))
+    if stages.guard_enabled():
+        return stages.guard(cfg, smk.rule, **dict(smk.wildcards.items()))
+    return cfg
+
+
+def _log_failure(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """A job's error goes to its log file: one line for input errors, the traceback for bugs."""
+    if isinstance(exc, LalmAuditError):
+        logging.getLogger("lalm_audit").error("%s", exc)
+    else:
+        logging.getLogger("lalm_audit").error("job failed", exc_info=(kind, exc, tb))
 
 
 def limit_threads(n: int) -> None:

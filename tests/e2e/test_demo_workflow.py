@@ -26,7 +26,7 @@ def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
-        "--profile", str(REPO / "profiles" / "default"),
+        "--profile", str(REPO / "profiles" / "local"),
         "--configfile", str(REPO / "config" / "demo.yaml"),
         "--directory", str(workdir),
         "--cores", "2",
@@ -397,3 +397,40 @@ def test_on_the_clean_matched_split_the_target_memorizes_and_the_control_does_no
     c = control.loc[("filter", "response", "loss")]
     assert c["auc_lo"] < 0.45, c  # no evidence of a signal above chance
     assert target.loc[("filter", "all", "aggregate"), "agg_signal"]
+
+
+def test_the_controlled_demo(demo_run):
+    """demo-control, LoRA-fine-tuned on a random draw of demo-matched: blind at chance, a moderate
+    signal that rises with repetitions, the base at chance, and epsilon bounds with their delta."""
+    workdir, _ = demo_run
+    res = workdir / "results" / "controlled"
+    verdict = io.read_json(res / "blind.verdict.json")
+    assert verdict["state"] != "shifted" and verdict["p_value"] >= 0.15, verdict  # a random draw
+    m = io.read_table(res / "demo-control" / "audit" / "metrics.parquet")
+    m = m.set_index(["indicator", "subset"])
+    ref = m.loc[("ref_loss_diff", "all")]
+    assert ref["auc_lo"] > 0.5 and ref["auc"] < 0.95, ref  # above chance, far from AUC 1.0
+    assert (
+        m.loc[("ref_loss_diff", "repetitions=8"), "auc"]
+        > m.loc[("ref_loss_diff", "repetitions=1"), "auc"] + 0.2
+    )
+    base = m.loc[("base_loss", "all")]
+    assert base["auc_lo"] < 0.45 and base["auc_hi"] > 0.5, base  # the base never saw them
+    bounds = io.read_json(res / "demo-control" / "audit" / "bounds.json")["bounds"]
+    one_run = next(
+        b for b in bounds if b["indicator"] == "ref_loss_diff" and b["method"] == "one_run"
+    )
+    assert one_run["epsilon"] > 0.2 and one_run["delta"] == 1e-5
+    assert all(b["epsilon"] == 0.0 for b in bounds if b["indicator"] == "base_loss")
+    assert "epsilon >=" in (res / "demo-control" / "audit" / "summary.md").read_text()
+    assert (res / "demo-control" / "audit" / "repetitions.png").stat().st_size > 10_000
+
+
+def test_the_readme_demo_blocks_equal_this_run(demo_run):
+    """The README's demo tables are generated from a run (lalm-audit readme --write): a fresh run
+    must give the same words and the same numbers within 0.05 (other CPUs differ in last digits)."""
+    from lalm_audit.report import readme
+
+    workdir, _ = demo_run
+    diffs = readme.differences(REPO / "README.md", workdir / "results", tol=0.05)
+    assert not diffs, "\n\n".join(diffs)

@@ -79,3 +79,59 @@ def test_peak_and_load_item(tmp_path):
         {"audio_path": str(path), "audio_bytes": None, "offset_s": 0.5, "duration_s": 1.0}
     )
     assert len(x) == 16000
+
+
+def _lying_flac(tmp_path, seconds=1.0):
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, sine(300, dur=seconds), 16000, format="FLAC", subtype="PCM_16")
+    b = bytearray(buf.getvalue())
+    v = int.from_bytes(b[18:26], "big") | ((1 << 36) - 1)  # STREAMINFO total samples: 2^36 - 1
+    b[18:26] = v.to_bytes(8, "big")
+    path = tmp_path / "lying.flac"
+    path.write_bytes(bytes(b))
+    return path
+
+
+def test_lying_header_is_read_to_its_real_end_within_the_cap(tmp_path):
+    import tracemalloc
+
+    path = _lying_flac(tmp_path)
+    assert probe(path).frames == (1 << 36) - 1  # the header's claim: ~50 days
+    tracemalloc.start()
+    dec = decode(path, max_duration_s=30.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert dec.source_frames == 16000 and not dec.capped and len(dec.samples) == 16000
+    # the buffer is sized by the 30 s cap (1.9 MB of float32), never by the header (256 GiB)
+    assert peak < 4 * 30 * 16000 * 4
+
+
+def test_long_file_is_cut_before_resampling(tmp_path):
+    import tracemalloc
+
+    path = write(tmp_path / "long.wav", sine(dur=60.0, sr=44100, channels=2), 44100)
+    tracemalloc.start()
+    dec = decode(path, target_sr=16000, max_duration_s=2.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert dec.capped and len(dec.samples) == 32000
+    assert dec.source_duration_s == pytest.approx(60.0)  # the full length, from the header
+    whole = 60 * 44100 * 2 * 4  # what reading the whole file as float32 would take (21 MB)
+    assert peak < whole / 10
+    # a segment shorter than the cap is read exactly, cap or not
+    seg = decode(path, offset_s=10.0, duration_s=1.5, max_duration_s=2.0)
+    assert not seg.capped and seg.source_duration_s == pytest.approx(1.5)
+
+
+def test_implausible_sample_rate_is_unreadable(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "onehz.wav"
+    sf.write(path, np.full(16000, 0.3, np.float32), 1, subtype="PCM_16")
+    with pytest.raises(AudioError) as exc:
+        decode(path, max_duration_s=30.0)
+    assert exc.value.code == "unreadable_audio" and "1 Hz" in str(exc.value)

@@ -23,22 +23,19 @@ rule blind:
         ENV
     threads: 1
     params:
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
-        groups=CFG.features.groups,
-        verdicts=config.get("verdicts", {}),
-        seed=CFG.seed,
+        stage=stage_params("blind"),
     script:
         "../scripts/blind.py"
 
 
 rule blind_heatmap:
     input:
-        expand(
+        features=expand(
             "results/features/{dataset}/{group}.parquet",
             dataset=AUDIT_DATASETS,
             group=CFG.blind.heatmap.groups or CFG.features.groups,
         ),
+        manifests=expand("results/manifests/{dataset}.parquet", dataset=AUDIT_DATASETS),
     output:
         table="results/blind/heatmap.parquet",
         png=report(
@@ -55,8 +52,15 @@ rule blind_heatmap:
         ENV
     threads: 2
     params:
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
+        stage=stage_params("heatmap"),
         datasets=AUDIT_DATASETS,
     script:
         "../scripts/blind_heatmap.py"
+
+
+# The first day's question, "is my split even auditable?", as one target that ends at the
+# blind summaries and heatmap (no model needed):  snakemake blind_only --configfile my.yaml
+rule blind_only:
+    input:
+        "results/manifests/summary.tsv",
+        blind_targets(),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from lalm_audit import stages as contract
 from lalm_audit.config import parse_config
 from lalm_audit.demo import DATASETS as DEMO_DATASETS
 
@@ -26,6 +27,16 @@ CONDITIONS = list(CFG.perturb.conditions)
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
     condition="|".join(["original", *(re.escape(c) for c in CONDITIONS)]),
+
+
+def stage_params(stage):
+    """A rule's rerun triggers, from the stage contract (lalm_audit/stages.py): the config keys the
+    stage declares, for this job's wildcards, and the hash of the code it runs. So a job reruns
+    when what it reads changes, and only then (a heatmap setting never reruns the blind CVs).
+    """
+    return lambda wildcards: contract.stage_params(
+        CFG, stage, **dict(wildcards.items())
+    )
 
 
 def dataset_sources(wildcards):
@@ -74,14 +85,6 @@ def feature_shards(wildcards):
     ]
 
 
-def feature_params(wildcards):
-    """The settings one group's values depend on (so changing another group's reruns nothing here)."""
-    return {
-        "audio": config.get("audio", {}),
-        "group": config.get("features", {}).get(wildcards.group, {}),
-    }
-
-
 def blind_features(wildcards):
     return expand(
         "results/features/{dataset}/{group}.parquet",
@@ -128,6 +131,11 @@ def model_files(wildcards):
     )
 
 
+def model_gpus(wildcards):
+    """GPUs a model job holds: none for a model on `device: cpu` (the `gpu` pool of --resources)."""
+    return int(CFG.models[wildcards.model].device != "cpu")
+
+
 def condition_manifest(wildcards):
     condition = getattr(wildcards, "condition", "original")
     return str(score_paths.manifest_path(wildcards.dataset, condition))
@@ -146,11 +154,9 @@ def response_generations(wildcards):
 
 def demo_model_manifests(wildcards):
     """Manifests a demo model trains on: the train pool, plus audit datasets when it sees members."""
-    spec = CFG.demo_models.models[wildcards.demo_model]
     return [
         f"results/manifests/{name}.parquet"
-        for name, ds in CFG.datasets.items()
-        if ds.role == "train_pool" or spec.train_members
+        for name in contract.demo_training_datasets(CFG, wildcards.demo_model)
     ]
 
 

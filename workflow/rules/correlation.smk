@@ -42,11 +42,7 @@ rule correlation:
     conda:
         ENV
     params:
-        analysis=config.get("analysis", {}),
-        evaluation=config.get("evaluation", {}),
-        blind=config.get("blind", {}),
-        verdicts=config.get("verdicts", {}),
-        seed=CFG.seed,
+        stage=stage_params("correlation"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/correlation.py"

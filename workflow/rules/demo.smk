@@ -15,6 +15,6 @@ if CFG.demo is not None:
             ENV
         threads: 4
         params:
-            demo=config["demo"],
+            stage=stage_params("demo_data"),
         script:
             "../scripts/demo_data.py"

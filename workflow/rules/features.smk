@@ -2,6 +2,10 @@
 # Each group is its own cached table, so adding a dataset or a group runs only its jobs.
 
 
+localrules:
+    features_merge,
+
+
 rule features_shard:
     input:
         manifest="results/manifests/{dataset}.parquet",
@@ -17,7 +21,9 @@ rule features_shard:
         ENV
     threads: 1
     params:
-        settings=feature_params,
+        stage=stage_params("features"),
+        # Features by clip content: datasets sharing clips extract each once (rm it to force).
+        cache_dir="results/cache/features",
     script:
         "../scripts/features_shard.py"
 
@@ -35,6 +41,6 @@ rule features_merge:
     conda:
         ENV
     params:
-        max_failed_fraction=CFG.features.max_failed_fraction,
+        stage=stage_params("features"),
     script:
         "../scripts/features_merge.py"

@@ -2,6 +2,10 @@
 # and modality disentanglement (perturbed conditions against the original).
 
 
+localrules:
+    mia_summary,
+
+
 rule indicators:
     input:
         stats=expand(
@@ -17,7 +21,7 @@ rule indicators:
     conda:
         ENV
     params:
-        indicators=config.get("indicators", {}),
+        stage=stage_params("indicators"),
     script:
         "../scripts/indicators.py"
 
@@ -38,10 +42,7 @@ rule mia:
     conda:
         ENV
     params:
-        indicators=config.get("indicators", {}),
-        evaluation=config.get("evaluation", {}),
-        verdicts=config.get("verdicts", {}),
-        seed=CFG.seed,
+        stage=stage_params("mia"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/mia.py"
@@ -57,6 +58,8 @@ rule mia_summary:
         "results/logs/mia/summary.log",
     conda:
         ENV
+    params:
+        stage=stage_params("mia_summary"),
     script:
         "../scripts/mia_summary.py"
 
@@ -89,8 +92,7 @@ rule disentangle:
     conda:
         ENV
     params:
-        analysis=config.get("analysis", {}),
-        perturb=config.get("perturb", {}),
+        stage=stage_params("disentangle"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/disentangle.py"

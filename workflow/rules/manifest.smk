@@ -1,6 +1,10 @@
 # Dataset manifests: every item kept or rejected with a reason.
 
 
+localrules:
+    manifest_summary,
+
+
 rule manifest:
     input:
         dataset_sources,
@@ -16,8 +20,7 @@ rule manifest:
         ENV
     threads: 4
     params:
-        dataset=lambda wc: config["datasets"][wc.dataset],
-        audio=config.get("audio", {}),
+        stage=stage_params("manifest"),
     script:
         "../scripts/manifest.py"
 
@@ -31,5 +34,7 @@ rule manifest_summary:
         "results/logs/manifest/summary.log",
     conda:
         ENV
+    params:
+        stage=stage_params("manifest_summary"),
     script:
         "../scripts/manifest_summary.py"

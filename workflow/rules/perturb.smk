@@ -15,9 +15,6 @@ rule perturb:
     conda:
         ENV
     params:
-        condition=lambda wc: config.get("perturb", {})
-        .get("conditions", {})
-        .get(wc.condition),
-        seed=config.get("seed"),
+        stage=stage_params("perturb"),
     script:
         "../scripts/perturb.py"

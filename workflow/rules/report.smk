@@ -3,6 +3,10 @@
 # marked with report() into one self-contained HTML file.
 
 
+localrules:
+    report_tables,
+
+
 rule roc:
     input:
         scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
@@ -26,7 +30,7 @@ rule roc:
     conda:
         ENV
     params:
-        analysis=config.get("analysis", {}),
+        stage=stage_params("roc"),
         splits=lambda wc: list(split_map(wc.dataset)),
     script:
         "../scripts/roc.py"
@@ -51,5 +55,7 @@ rule report_tables:
         "results/logs/report/tables.log",
     conda:
         ENV
+    params:
+        stage=stage_params("report_tables"),
     script:
         "../scripts/report_tables.py"

@@ -2,6 +2,10 @@
 # One job per (model, dataset, condition, shard); shards are merged per stage.
 
 
+localrules:
+    merge_generations,
+
+
 if DEMO_MODELS:
 
     rule demo_model:
@@ -17,8 +21,7 @@ if DEMO_MODELS:
             ENV
         threads: 1
         params:
-            recipe=config.get("demo_models"),
-            model=lambda wc: config["models"][wc.demo_model],
+            stage=stage_params("demo_model"),
         script:
             "../scripts/demo_model.py"
 
@@ -39,9 +42,10 @@ rule generate:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
+        stage=stage_params("generate"),
     script:
         "../scripts/generate.py"
 
@@ -65,6 +69,8 @@ rule merge_generations:
         condition="|".join(SCORE_CONDITIONS),
     conda:
         ENV
+    params:
+        stage=stage_params("generate"),
     script:
         "../scripts/merge_generations.py"
 
@@ -86,10 +92,10 @@ rule score:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
-        chunk_positions=CFG.scoring.chunk_positions,
+        stage=stage_params("score"),
         condition="original",
         responses=RESPONSES,
     script:
@@ -115,10 +121,10 @@ rule score_perturbed:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=model_gpus,
     params:
-        model=lambda wc: config["models"][wc.model],
-        shards=CFG.scoring.shards,
-        chunk_positions=CFG.scoring.chunk_positions,
+        stage=stage_params("score"),
         condition=lambda wc: wc.condition,
         responses=PERTURB_RESPONSES,
     script:

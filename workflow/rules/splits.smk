@@ -5,11 +5,11 @@
 rule splits:
     input:
         features=blind_features,
+        manifest="results/manifests/{dataset}.parquet",
         predictions="results/blind/{dataset}/predictions.parquet",
         metrics="results/blind/{dataset}/metrics.parquet",
         null="results/blind/{dataset}/null.parquet",
         explanations="results/blind/{dataset}/explanations.parquet",
-        manifest="results/manifests/{dataset}.parquet",
     output:
         status="results/splits/{dataset}/status.parquet",
         kept=expand("results/splits/{{dataset}}/{method}.parquet", method=SPLIT_METHODS),
@@ -45,10 +45,6 @@ rule splits:
     conda:
         ENV
     params:
-        splits=config.get("splits", {}),
-        blind=config.get("blind", {}),
-        evaluation=config.get("evaluation", {}),
-        verdicts=config.get("verdicts", {}),
-        seed=CFG.seed,
+        stage=stage_params("splits"),
     script:
         "../scripts/splits.py"

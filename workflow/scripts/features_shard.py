@@ -13,4 +13,5 @@ run_features_shard(
     int(w.n_shards),
     snakemake.input.manifest,
     snakemake.output[0],
+    cache_dir=snakemake.params.cache_dir,
 )

@@ -10,6 +10,7 @@ module plus one line in ``GROUPS``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ import pandas as pd
 from lalm_audit import io
 from lalm_audit.config import Config
 from lalm_audit.errors import DatasetError
+from lalm_audit.features.cache import FeatureCache
 from lalm_audit.logs import progress
 from lalm_audit.schemas import FEATURES
 
@@ -76,7 +78,7 @@ GROUPS: dict[str, FeatureGroup] = {
 
 
 def _params(cfg: Config, group: str) -> dict[str, Any]:
-    """The config a group's values depend on (its provenance hash)."""
+    """The config a group's values depend on (the feature cache's key)."""
     sub = getattr(cfg.features, group, None)
     return {
         "group": group,
@@ -93,6 +95,20 @@ def shard_rows(manifest: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFram
     return manifest.iloc[idx]
 
 
+def feature_cache(cfg: Config, group: str, root: str | Path) -> FeatureCache:
+    """The content-keyed cache of one group under ``root``.
+
+    Its key covers the group's settings and the source of the group's module and of the
+    decoder, so editing either (or upgrading the package) never serves stale values.
+    """
+    spec = GROUPS[group]
+    sources = [spec.module.__file__, importlib.import_module("lalm_audit.audio").__file__]
+    code = hashlib.sha256(b"".join(Path(f).read_bytes() for f in sources)).hexdigest()[:16]
+    return FeatureCache(
+        root, group, {**_params(cfg, group), "code": code}, needs_audio=spec.needs_audio
+    )
+
+
 def extract_group(
     rows: pd.DataFrame,
     group: str,
@@ -100,15 +116,27 @@ def extract_group(
     *,
     desc: str = "",
     on_item: Callable[[int], None] | None = None,
+    cache: FeatureCache | None = None,
 ) -> pd.DataFrame:
-    """Features of ``group`` for each manifest row: one row per item, ``feature_error`` set on failure."""
+    """Features of ``group`` for each manifest row: one row per item, ``feature_error`` set on failure.
+
+    With ``cache``, a clip whose content was extracted before (by any dataset) is read
+    from the cache instead of being decoded and extracted again.
+    """
     spec = GROUPS[group]
     cols = spec.columns(cfg)
     records = []
     for row in progress(rows.to_dict("records"), total=len(rows), desc=desc or f"{group} features"):
+        key = cache.key(row) if cache is not None else None
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None:
+            records.append({KEY: row[KEY], ERROR: None, **{c: cached.get(c) for c in cols}})
+            continue
         try:
             feats = spec.extract(row, cfg)
             err = None
+            if cache is not None:
+                cache.put(key, {c: feats.get(c) for c in cols})
         except Exception as exc:
             # Any per-item failure (undecodable audio, a library error on a degenerate clip) is
             # recorded, never fatal; merge_shards stops the run when too many items fail, which
@@ -134,16 +162,29 @@ def run_features_shard(
     n_shards: int,
     manifest: str | Path,
     out: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """The feature stage for one shard: read the manifest, extract, write ``out``."""
+    """The feature stage for one shard: read the manifest, extract, write ``out``.
+
+    ``cache_dir``: where features are cached by clip content (None: no cache).
+    """
     rows = shard_rows(io.read_table(manifest), shard, n_shards)
-    df = extract_group(rows, group, cfg, desc=f"{dataset} {group} {shard + 1}/{n_shards}")
+    cache = feature_cache(cfg, group, cache_dir) if cache_dir is not None else None
+    df = extract_group(
+        rows, group, cfg, desc=f"{dataset} {group} {shard + 1}/{n_shards}", cache=cache
+    )
+    if cache is not None:
+        log.info(
+            "%s %s shard %d/%d: %d items, %d from the content cache (%s)",
+            dataset, group, shard + 1, n_shards, len(rows), cache.hits, cache.dir,
+        )  # fmt: skip
     io.write_table(
         df,
         out,
         schema=FEATURES,
         prov=io.provenance(
-            "features", _params(cfg, group), dataset=dataset, shard=shard, n_shards=n_shards
+            "features", cfg, dataset=dataset, group=group, shard=shard, n_shards=n_shards
         ),
     )
     return df
@@ -191,7 +232,7 @@ def merge_shards(
         out,
         schema=FEATURES,
         prov=io.provenance(
-            "features", _params(cfg, group), dataset=dataset, n_failed=int(failed.sum())
+            "features", cfg, dataset=dataset, group=group, n_failed=int(failed.sum())
         ),
     )
     return df

@@ -47,7 +47,9 @@ def build_manifest(cfg: Config, name: str, *, workers: int = 1) -> ManifestResul
     """Load and validate one configured dataset (no files written)."""
     ds = cfg.datasets[name]
     loaded = LOADERS[ds.loader](name, ds)
-    return validate_candidates(name, ds, cfg.audio, loaded, seed=cfg.seed, workers=workers)
+    # the seed only draws the subsample: an unsampled manifest must not depend on it
+    seed = cfg.seed if ds.max_items_per_class is not None else 0
+    return validate_candidates(name, ds, cfg.audio, loaded, seed=seed, workers=workers)
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -71,9 +73,7 @@ def run_manifest(
 ) -> dict[str, Any]:
     """The manifest stage: build one dataset's manifest and write its three outputs."""
     res = build_manifest(cfg, name, workers=workers)
-    prov = io.provenance(
-        "manifest", {"dataset": cfg.datasets[name], "audio": cfg.audio}, seed=cfg.seed, dataset=name
-    )
+    prov = io.provenance("manifest", cfg, dataset=name)
     io.write_table(res.kept, out, schema=MANIFEST, prov=prov)
     io.write_table(res.rejected, rejected, schema=REJECTED, prov=prov)
     io.write_json({**res.summary, "provenance": prov}, summary)

@@ -9,11 +9,19 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lalm_audit.config import HFParquetDataset
 from lalm_audit.errors import DatasetError
-from lalm_audit.manifest.base import Candidate, LoadResult, decode_text, display_path
+from lalm_audit.manifest.base import (
+    Candidate,
+    LoadResult,
+    arrow_reason,
+    arrow_records,
+    decode_text,
+    display_path,
+)
 from lalm_audit.manifest.table import _as_id
 
 
@@ -29,10 +37,17 @@ def load_hf_parquet(name: str, cfg: HFParquetDataset) -> LoadResult:
             raise DatasetError(
                 name,
                 f"no shard matches {patterns} for split {split!r}",
-                "fix datasets.<name>.files",
+                f"fix datasets.{name}.files",
             )
         for shard in shards:
-            table = pq.read_table(shard)
+            try:
+                table = pq.read_table(shard)
+            except (pa.ArrowException, OSError) as exc:
+                raise DatasetError(
+                    name,
+                    f"shard {display_path(shard)} of split {split!r} is not a readable Parquet file ({arrow_reason(exc)})",
+                    f"re-download or rewrite the shard, or drop it from datasets.{name}.files",
+                ) from None
             mapped = {k: v for k, v in cols.model_dump().items() if v is not None}
             absent = {k: v for k, v in mapped.items() if v not in table.column_names}
             if absent:
@@ -41,14 +56,14 @@ def load_hf_parquet(name: str, cfg: HFParquetDataset) -> LoadResult:
                     f"shard {shard} lacks mapped columns "
                     + ", ".join(f"{k} -> {v!r}" for k, v in absent.items())
                     + f" (columns: {table.column_names})",
-                    "fix datasets.<name>.columns, or map an absent field to null",
+                    f"fix datasets.{name}.columns, or map an absent field to null",
                 )
             if cfg.metadata_columns == "all":
                 meta_cols = [c for c in table.column_names if c not in mapped.values()]
             else:
                 meta_cols = [c for c in cfg.metadata_columns if c in table.column_names]
             shard_dir = Path(shard).parent
-            for i, row in enumerate(table.to_pylist()):
+            for i, row in enumerate(arrow_records(table)):
                 audio = row[cols.audio] or {}
                 if not isinstance(audio, dict):
                     audio = {
@@ -56,8 +71,12 @@ def load_hf_parquet(name: str, cfg: HFParquetDataset) -> LoadResult:
                         "path": audio if isinstance(audio, str) else None,
                     }
                 blob, path = audio.get("bytes"), audio.get("path")
+                if not isinstance(blob, bytes | bytearray):
+                    blob = None
+                if isinstance(path, bytes | bytearray):
+                    path = bytes(path).decode("utf-8", errors="surrogateescape")
                 audio_path = None
-                if not blob and path:
+                if not blob and isinstance(path, str) and path:
                     p = Path(path)
                     audio_path = display_path(p if p.is_absolute() else shard_dir / p)
                 text, err = decode_text(row[cols.text])

@@ -16,7 +16,7 @@ def load_librispeech(name: str, cfg: LibriSpeechDataset) -> LoadResult:
         raise DatasetError(
             name,
             f"root folder {cfg.root!r} does not exist",
-            "point datasets.<name>.root at the LibriSpeech folder",
+            f"point datasets.{name}.root at the LibriSpeech folder",
         )
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []
@@ -28,21 +28,29 @@ def load_librispeech(name: str, cfg: LibriSpeechDataset) -> LoadResult:
             raise DatasetError(
                 name,
                 f"split folder {split!r} is not under {cfg.root!r} (found: {present})",
-                "fix member_splits/nonmember_splits or root",
+                f"fix datasets.{name}.member_splits/nonmember_splits or root",
             )
         for chapter_dir in sorted(p for p in split_dir.glob("*/*") if p.is_dir()):
             speaker, chapter = chapter_dir.parent.name, chapter_dir.name
-            texts: dict[str, tuple[str | None, str | None, str]] = {}
+            # Every line is kept (a second line for one utterance becomes a duplicate_id
+            # rejection), so items in = source lines + audio files without a line.
+            texts: dict[str, list[tuple[str | None, str | None, str]]] = {}
             for trans in sorted(chapter_dir.glob("*.trans.txt")):
-                for lineno, raw in enumerate(trans.read_bytes().splitlines(), start=1):
+                try:
+                    lines = trans.read_bytes().splitlines()
+                except OSError as exc:
+                    raise DatasetError(
+                        name, f"cannot read {display_path(trans)} ({exc})", "check its permissions"
+                    ) from None
+                for lineno, raw in enumerate(lines, start=1):
                     if not raw.strip():
                         continue
-                    utt, _, rest = raw.partition(b" ")
+                    utt, _, rest = raw.strip().partition(b" ")
                     text, err = decode_text(rest.strip())
-                    texts[utt.decode("ascii", errors="replace")] = (
-                        text,
-                        err,
-                        f"{display_path(trans)}:{lineno}",
+                    # Bad bytes survive as surrogates: validation rejects the id by name.
+                    utt_id = utt.decode("utf-8", errors="surrogateescape")
+                    texts.setdefault(utt_id, []).append(
+                        (text, err, f"{display_path(trans)}:{lineno}")
                     )
             audio = {
                 p.name[: -len(cfg.audio_ext) - 1]: p
@@ -59,20 +67,20 @@ def load_librispeech(name: str, cfg: LibriSpeechDataset) -> LoadResult:
                         )
                     )
                     continue
-                text, err, src = texts[utt]
                 path = audio.get(utt)
-                candidates.append(
-                    Candidate(
-                        source=src,
-                        item_id=utt,
-                        audio_path=display_path(
-                            path if path else chapter_dir / f"{utt}.{cfg.audio_ext}"
-                        ),
-                        text=text,
-                        text_error=err,
-                        speaker_id=speaker,
-                        source_split=split,
-                        meta={"chapter_id": chapter},
+                for text, err, src in texts[utt]:
+                    candidates.append(
+                        Candidate(
+                            source=src,
+                            item_id=utt,
+                            audio_path=display_path(
+                                path if path else chapter_dir / f"{utt}.{cfg.audio_ext}"
+                            ),
+                            text=text,
+                            text_error=err,
+                            speaker_id=speaker,
+                            source_split=split,
+                            meta={"chapter_id": chapter},
+                        )
                     )
-                )
     return LoadResult(candidates, rejected)

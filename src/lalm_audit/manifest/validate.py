@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -11,11 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from lalm_audit.audio import AudioSource, decode, peak_dbfs
 from lalm_audit.config import AudioConfig, DatasetBase
 from lalm_audit.errors import AudioError, DatasetError
-from lalm_audit.manifest.base import Candidate, LoadResult, Rejection
+from lalm_audit.manifest.base import Candidate, LoadResult, Rejection, bad_encoding
 from lalm_audit.schemas import MANIFEST, REJECTED, empty_frame
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,8 @@ def parse_label(raw: Any) -> int | None:
         return int(raw)
     if isinstance(raw, float | np.floating) and raw in (0.0, 1.0):
         return int(raw)
-    if isinstance(raw, str) and raw.strip().lower() in ("0", "1", "true", "false"):
-        return int(raw.strip().lower() in ("1", "true"))
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "1", "0.0", "1.0", "true", "false"):
+        return int(raw.strip().lower() in ("1", "1.0", "true"))
     return None
 
 
@@ -52,10 +54,17 @@ def _check_audio(c: Candidate, audio: AudioConfig) -> dict[str, Any] | Rejection
             "bad_segment",
             f"segment duration {c.duration_s!r} is not a positive number",
         )
-    if math.isnan(c.offset_s):
+    offset = 0.0 if c.offset_s is None else c.offset_s  # an empty cell: the file's start
+    if math.isnan(offset):
         return Rejection(c.source, c.item_id, "bad_segment", "segment offset is not a number")
     try:
-        dec = decode(src, offset_s=c.offset_s, duration_s=c.duration_s, target_sr=audio.sample_rate)
+        dec = decode(
+            src,
+            offset_s=offset,
+            duration_s=c.duration_s,
+            target_sr=audio.sample_rate,
+            max_duration_s=audio.max_duration_s,
+        )
     except AudioError as exc:
         return Rejection(c.source, c.item_id, exc.code, str(exc))
     dur = dec.source_duration_s
@@ -120,6 +129,15 @@ def validate_candidates(
         if not c.item_id:
             rejected.append(Rejection(c.source, None, "missing_id", "the item id is empty"))
             continue
+        id_error = bad_encoding(c.item_id, "the item id")
+        if id_error:
+            rejected.append(Rejection(c.source, c.item_id, "bad_field_encoding", id_error))
+            continue
+        if "__" in c.item_id:
+            rejected.append(
+                Rejection(c.source, c.item_id, "bad_id", f"item id {c.item_id!r} contains '__'")
+            )
+            continue
         if c.item_id in seen:
             rejected.append(
                 Rejection(
@@ -131,12 +149,20 @@ def validate_candidates(
             )
             continue
         seen[c.item_id] = c.source
-        if c.label_raw is not None:
+        empty = c.label_raw is None or (
+            isinstance(c.label_raw, float) and c.label_raw != c.label_raw
+        )
+        if c.has_label and not (empty and cfg.role == "train_pool"):
             label = parse_label(c.label_raw)
             if label is None:
                 rejected.append(
                     Rejection(
-                        c.source, c.item_id, "bad_label", f"label {c.label_raw!r} is not 0 or 1"
+                        c.source,
+                        c.item_id,
+                        "bad_label",
+                        "the label cell is empty"
+                        if empty
+                        else f"label {c.label_raw!r} is not 0 or 1",
                     )
                 )
                 continue
@@ -152,7 +178,8 @@ def validate_candidates(
                     c.source,
                     c.item_id,
                     "split_not_selected",
-                    f"source split {c.source_split!r} has no label column value",
+                    f"source split {c.source_split!r} is in neither member_splits "
+                    f"{list(cfg.member_splits)} nor nonmember_splits {list(cfg.nonmember_splits)}",
                 )
             )
             continue
@@ -161,6 +188,10 @@ def validate_candidates(
             continue
         if not (c.text or "").strip():
             rejected.append(Rejection(c.source, c.item_id, "empty_text", "the transcript is empty"))
+            continue
+        field_error = _field_encoding_error(c)
+        if field_error:
+            rejected.append(Rejection(c.source, c.item_id, "bad_field_encoding", field_error))
             continue
         pending.append((c, label))
 
@@ -192,6 +223,7 @@ def validate_candidates(
             }
         )
     kept = pd.DataFrame(rows) if rows else empty_frame(MANIFEST)
+    kept = _json_mixed_metadata(name, kept)
     kept = _subsample(kept, cfg, seed, rejected)
     kept = kept.astype(
         {"label": "int8", "sample_rate": "int32", "channels": "int16", "truncated": bool}
@@ -202,10 +234,10 @@ def validate_candidates(
             [
                 {
                     "dataset": name,
-                    "item_id": r.item_id,
-                    "source": r.source,
+                    "item_id": _printable(r.item_id),
+                    "source": _printable(r.source),
                     "reason_code": r.reason_code,
-                    "reason": r.reason,
+                    "reason": _printable(r.reason),
                 }
                 for r in rejected
             ]
@@ -231,6 +263,78 @@ def validate_candidates(
         )
     _check_usable(name, cfg, summary)
     return ManifestResult(kept, rej, summary)
+
+
+def _field_encoding_error(c: Candidate) -> str | None:
+    """The first non-transcript text field holding bytes that are not UTF-8 (Parquet cannot store them)."""
+    fields = {
+        "the speaker id": c.speaker_id,
+        "the source split": c.source_split,
+        "the audio path": c.audio_path,
+        **{f"metadata field {k!r}": v for k, v in c.meta.items()},
+    }
+    for what, value in fields.items():
+        err = bad_encoding(value, what)
+        if err:
+            return err
+    for k in c.meta:
+        err = bad_encoding(str(k), "a metadata field name")
+        if err:
+            return err
+    return None
+
+
+def _printable(s: str | None) -> str | None:
+    """A string Parquet can store: bytes kept by surrogateescape shown as \\xNN."""
+    if s is None:
+        return None
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _kind(v: Any) -> str | None:
+    """The Arrow-compatible family of a metadata value (ints and floats share one)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, bool | np.bool_):
+        return "bool"
+    if isinstance(v, int | float | np.integer | np.floating):
+        return "number"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, bytes | bytearray):
+        return "bytes"
+    return "nested"
+
+
+def _json_mixed_metadata(name: str, kept: pd.DataFrame) -> pd.DataFrame:
+    """Store as JSON strings every metadata column Arrow cannot hold as one type.
+
+    A column that is a string in one row and an object in another (common in JSONL) or
+    holds nested values of varying shape would stop the Parquet write; JSON keeps every
+    value readable and the column typed.
+    """
+    for col in [c for c in kept.columns if c.startswith("meta_")]:
+        values = kept[col].tolist()
+        kinds = {_kind(v) for v in values} - {None}
+        if len(kinds) <= 1 and kinds != {"nested"}:
+            continue
+        if kinds == {"nested"}:
+            try:
+                pa.array(values)
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+                pass
+        log.warning(
+            "dataset %r: metadata column %r holds values of mixed types (%s); stored as JSON strings",
+            name,
+            col[len("meta_") :],
+            ", ".join(sorted(kinds)),
+        )
+        kept[col] = [
+            None if _kind(v) is None else json.dumps(v, ensure_ascii=False, default=str)
+            for v in values
+        ]
+    return kept
 
 
 def _subsample(

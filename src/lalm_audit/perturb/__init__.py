@@ -115,8 +115,7 @@ def run_perturb(
         raise AssertionError(
             f"{dataset}/{condition}: {len(manifest)} items in, {n_base} perturbed + {len(rej)} rejected"
         )
-    cond = cfg.perturb.conditions[condition]
-    prov = io.provenance("perturb", cond, seed=cfg.seed, dataset=dataset, condition=condition)
+    prov = io.provenance("perturb", cfg, dataset=dataset, condition=condition)
     io.write_table(kept, out, schema=MANIFEST, prov=prov)
     io.write_table(rej, rejected_out, schema=REJECTED, prov=prov)
     log.info(

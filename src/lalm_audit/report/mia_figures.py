@@ -135,7 +135,9 @@ def correlation_grid_figure(panels: list[dict], title: str = "", split: str = "f
         r = p.get("row") or {}
         lines = [p["name"]]
         if r:
-            lines.append(f"r = {r.get('pearson_r', float('nan')):+.2f}, AUC {r['auc']:.2f}")
+            rv = r.get("pearson_r", float("nan"))
+            rtxt = "n/a (constant score)" if pd.isna(rv) else f"{rv:+.2f}"
+            lines.append(f"r = {rtxt}, AUC {r['auc']:.2f}")
             if not pd.isna(r.get("adjusted_auc")):
                 lines.append(
                     f"adjusted AUC {r['adjusted_auc']:.2f} [{r['adjusted_lo']:.2f}, {r['adjusted_hi']:.2f}]"

@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
+
+from lalm_audit.evaluation import min_nonmembers, tpr_column
 
 
 def fmt_ci(est: float, lo: float, hi: float, digits: int = 3) -> str:
     if pd.isna(est):
         return "-"
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def fmt_tpr(
+    tpr: float,
+    fpr: float,
+    n_nonmembers: float,
+    *,
+    lo: float = math.nan,
+    hi: float = math.nan,
+    tp: float = math.nan,
+    fp: float = math.nan,
+    n_members: float = math.nan,
+    digits: int = 3,
+) -> str:
+    """A TPR at FPR <= ``fpr`` for a table: value [Clopper-Pearson CI] (TP/members at FP false positives).
+
+    With fewer than 1/FPR non-members the bound admits no false positive, so
+    no TPR at that FPR exists: "n/a (needs >= N non-members)", whatever value a
+    (possibly older) table holds.
+    """
+    need = min_nonmembers(fpr)
+    if pd.notna(n_nonmembers) and n_nonmembers < need:
+        return f"n/a (needs >= {need:,} non-members)"
+    if pd.isna(tpr):
+        return "-"
+    out = f"{tpr:.{digits}f}"
+    if pd.notna(lo) and pd.notna(hi):
+        out += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    if pd.notna(tp) and pd.notna(n_members) and pd.notna(fp):
+        out += f" ({int(tp)}/{int(n_members)} at {int(fp)} FP)"
+    return out
+
+
+def tpr_cell(row: Mapping[str, Any], fpr: float, prefix: str | None = None, digits: int = 3) -> str:
+    """:func:`fmt_tpr` of a metrics row (columns ``tpr_at_<x>pct_fpr`` and its ``_lo/_hi/_tp/_fp``).
+
+    ``prefix``: the row's columns are ``<prefix>``, ``<prefix>_lo``, ... instead
+    (e.g. ``agg_tpr`` in the MIA headline).
+    """
+    col = prefix or tpr_column(fpr)
+
+    def get(suffix: str) -> float:
+        v = row.get(col + suffix, math.nan)
+        return math.nan if v is None else v
+
+    return fmt_tpr(get(""), fpr, row.get("n_nonmembers", math.nan), lo=get("_lo"), hi=get("_hi"),
+                   tp=get("_tp"), fp=get("_fp"), n_members=row.get("n_members", math.nan), digits=digits)  # fmt: skip
 
 
 def to_markdown(df: pd.DataFrame) -> str:

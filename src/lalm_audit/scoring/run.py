@@ -58,9 +58,9 @@ def _load(cfg: Config, model: str, loaded: Any = None) -> Any:
 def _prov(cfg: Config, stage: str, loaded: Any, **extra: Any) -> dict[str, Any]:
     spec = cfg.models[loaded.alias]
     params = {"model": spec.model_dump(mode="json"), **extra}
-    return io.provenance(
-        stage, params, seed=cfg.seed, prompt=spec.prompt, **loaded.provenance(), **extra
-    )
+    # no seed: greedy decoding and scoring are deterministic, and a seed change must not rerun
+    # the model passes
+    return io.provenance(stage, params, prompt=spec.prompt, **loaded.provenance(), **extra)
 
 
 def run_generate(
