@@ -43,8 +43,16 @@ from lalm_audit.evaluation import _auc_mwu, _check, auc
 SLICES = ("audio", "prompt", "response", "prompt+response")
 
 
-def legacy_evaluate(labels: Any, scores: Any, *, n_resamples: int = 1000, confidence: float = 0.95,
-                    fprs: tuple[float, ...] = (0.001, 0.01, 0.05), seed: int = 0, **_: Any) -> dict[str, Any]:
+def legacy_evaluate(
+    labels: Any,
+    scores: Any,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    fprs: tuple[float, ...] = (0.001, 0.01, 0.05),
+    seed: int = 0,
+    **_: Any,
+) -> dict[str, Any]:
     """The former ``evaluation.evaluate``: scipy's bootstrap of the Mann-Whitney AUC, TPR from roc_curve."""
     y, s = _check(np.asarray(labels), np.asarray(scores))
     pos, neg = s[y == 1], s[y == 0]
@@ -56,7 +64,9 @@ def legacy_evaluate(labels: Any, scores: Any, *, n_resamples: int = 1000, confid
             "tpr": {f: float(tpr[fpr <= f + 1e-12].max()) for f in fprs}}  # fmt: skip
 
 
-def synthetic_scores(n_per_class: int, n_indicators: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+def synthetic_scores(
+    n_per_class: int, n_indicators: int, seed: int = 0
+) -> tuple[pd.DataFrame, pd.Series]:
     """Long table item x (slice, indicator): correlated indicator families, a few with membership signal."""
     rng = np.random.default_rng(seed)
     n = 2 * n_per_class
@@ -73,12 +83,18 @@ def synthetic_scores(n_per_class: int, n_indicators: int, seed: int = 0) -> tupl
             score = latent[:, j % 8] * rng.uniform(0.2, 1.0) + rng.normal(size=n)
             if j % 5 == 0:
                 score = np.round(score, 1)  # ties, as clamped or discrete indicators have
-            frames.append(pd.DataFrame({"item_id": ids, "slice": sl, "indicator": f"ind_{j:03d}", "score": score}))
+            frames.append(
+                pd.DataFrame(
+                    {"item_id": ids, "slice": sl, "indicator": f"ind_{j:03d}", "score": score}
+                )
+            )
             k += 1
     return pd.concat(frames, ignore_index=True), pd.Series(y, index=ids)
 
 
-def run_size(n_per_class: int, n_indicators: int, before_k: int, settings: mia.EvalSettings) -> dict[str, Any]:
+def run_size(
+    n_per_class: int, n_indicators: int, before_k: int, settings: mia.EvalSettings
+) -> dict[str, Any]:
     scores, labels = synthetic_scores(n_per_class, n_indicators)
     agg_time = []
     real_agg = mia.aggregate_attack
@@ -110,7 +126,10 @@ def run_size(n_per_class: int, n_indicators: int, before_k: int, settings: mia.E
     per_indicator_before = (time.perf_counter() - t0) / k
     before_loop = per_indicator_before * (len(groups) + 1)  # + the aggregate's own evaluation
     m = metrics.set_index(["slice", "indicator"])
-    same = all((m.loc[key, "auc_lo"], m.loc[key, "auc_hi"]) == (v["auc_lo"], v["auc_hi"]) for key, v in legacy.items())
+    same = all(
+        (m.loc[key, "auc_lo"], m.loc[key, "auc_hi"]) == (v["auc_lo"], v["auc_hi"])
+        for key, v in legacy.items()
+    )
     close = max(max(abs(m.loc[key, "auc_lo"] - v["auc_lo"]), abs(m.loc[key, "auc_hi"] - v["auc_hi"]))
                 for key, v in legacy.items())  # fmt: skip
     return {
@@ -121,11 +140,17 @@ def run_size(n_per_class: int, n_indicators: int, before_k: int, settings: mia.E
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000], help="items per class")
     ap.add_argument("--indicators", type=int, default=388)
-    ap.add_argument("--before-indicators", type=int, default=8,
-                    help="indicators the old path is timed on, scaled to all (0: time all of them)")
+    ap.add_argument(
+        "--before-indicators",
+        type=int,
+        default=8,
+        help="indicators the old path is timed on, scaled to all (0: time all of them)",
+    )
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--folds", type=int, default=10)
     args = ap.parse_args()
@@ -133,12 +158,18 @@ def main() -> None:
     print(f"# mia evaluate_split, {args.indicators} indicators, {args.resamples} bootstrap resamples, "
           f"{args.folds}-fold aggregate; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")  # fmt: skip
-    print("| items per class | before (s) | after (s) | ratio | indicator loop before / after (s) | loop ratio "
-          "| aggregate (s, both) | old path timed on | same CIs |")
+    print(
+        "| items per class | before (s) | after (s) | ratio | indicator loop before / after (s) | loop ratio "
+        "| aggregate (s, both) | old path timed on | same CIs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         r = run_size(n, args.indicators, args.before_indicators, settings)
-        timed = "all" if r["before_measured"] == r["indicators"] else f"{r['before_measured']} of {r['indicators']}"
+        timed = (
+            "all"
+            if r["before_measured"] == r["indicators"]
+            else f"{r['before_measured']} of {r['indicators']}"
+        )
         same = "yes" if r["same_ci"] else f"no, max diff {r['max_ci_diff']:.2g}"
         print(f"| {n:,} | {r['before_s']:.1f} | {r['after_s']:.1f} | {r['before_s'] / r['after_s']:.1f}x "
               f"| {r['before_loop_s']:.1f} / {r['after_loop_s']:.1f} | {r['before_loop_s'] / r['after_loop_s']:.1f}x "

@@ -58,7 +58,7 @@ def _splits(results: Path) -> str:
             out.append({
                 "dataset": ds, "split": r["split"], "members / non-members":
                 f"{r['n_members']} / {r['n_nonmembers']}", "blind verdict": verdicts.state_word(r["state"]),
-                "p (permutation)": f"{r['p_value']:.2g}", "largest upper bound": f"{r['auc_ucb']:.2f}",
+                "largest blind AUC": f"{r['blind_auc']:.2f}",
                 "detectable AUC (80% power)": f"{r['detectable_auc']:.2f}",
             })  # fmt: skip
     return to_markdown(pd.DataFrame(out))
