@@ -299,6 +299,11 @@ def fold_grouping(fs: FeatureSet, cfg: BlindConfig) -> FoldGrouping:
             "map a speaker column (columns: {speaker_id: ...}) or set group_by_speaker: auto",
         )
     txt = text_groups(fs) if cfg.group_same_text else None
+    if spk is not None and cfg.group_by_speaker == "auto" and len(set(spk)) < 4:
+        # too few speakers to spread over the folds (a one-speaker corpus, say): speaker-level
+        # folds are impossible, and with so few the classifier sees every voice in training anyway
+        log.warning("only %d speakers: folds are not grouped by speaker", len(set(spk)))
+        spk = None
     if spk is None and txt is None:
         return FoldGrouping(None, False, "stratified by class")
     if spk is None:
