@@ -503,6 +503,8 @@ class ConfigView:
             attr = getattr(type(node), name, None)
             if callable(attr) and not name.startswith("model_"):
                 return functools.partial(attr, self)  # the method reads through the guard
+            if attr is None:  # no such setting at all: what getattr(cfg, name, default) expects
+                raise AttributeError(f"{type(node).__name__} has no attribute {name!r}")
         raise UndeclaredConfigRead(
             f"stage {self._stage!r} used {self._path + '.' if self._path else ''}{name} of the "
             f"config, which reads more than its contract declares ({self._declared})"

@@ -148,6 +148,7 @@ def test_changing_the_seed_reruns_every_seed_dependent_job_and_no_other_model_pa
     }
     assert {r for r, _ in seed_readers} == {
         "blind", "blind_heatmap", "splits", "perturb", "mia", "correlation", "disentangle",
+        "controlled_blind",
     }  # fmt: skip
     assert seed_readers <= scheduled
     # the manifests (not subsampled), features and every model pass on the original audio stay

@@ -294,14 +294,21 @@ def test_slurm_profile_resolves_gpu_jobs_and_cpu_jobs(tmp_path):
         f"Using profile {REPO / 'profiles' / 'slurm'} for setting default command line arguments."
     ]
     jobs = _resources(log)
-    model_rules = {"generate", "score", "score_perturbed"}
+    model_rules = {
+        "generate",
+        "score",
+        "score_perturbed",
+        "controlled_finetune",
+        "controlled_audit",
+    }
     assert {r for r, _, _ in jobs} >= model_rules | {"demo_model", "blind", "features_shard"}
     for rule, model, res in jobs:
         if rule == "all":
             continue
         if rule in model_rules:
             # the profile's set-resources win over the rule's device-based gpu=0 for demo-control
-            want = {"slurm_partition": "gpu", "gpu": "1", "mem_mb": "48000", "runtime": "240"}
+            runtime = "480" if rule == "controlled_finetune" else "240"
+            want = {"slurm_partition": "gpu", "gpu": "1", "mem_mb": "48000", "runtime": runtime}
         else:
             want = {"slurm_partition": "cpu", "mem_mb": "4000", "runtime": "60"}
         assert {k: res.get(k) for k in want} == want, (rule, model, res)
@@ -311,5 +318,5 @@ def test_slurm_profile_resolves_gpu_jobs_and_cpu_jobs(tmp_path):
     sizes = [slurm["default-resources"][k] for k in ("mem_mb", "runtime")]
     sizes += [slurm["set-resources"][r][k] for r in model_rules for k in ("mem_mb", "runtime")]
     assert slurm["retries"] >= 1 and all(str(v).endswith("* attempt") for v in sizes), sizes
-    assert {slurm["set-threads"][r] for r in model_rules} == {4}
+    assert {slurm["set-threads"][r] for r in ("generate", "score", "score_perturbed")} == {4}
     assert not (REPO / "profiles" / "default").exists(), "profiles/default is loaded into every run"
