@@ -240,8 +240,10 @@ def test_the_control_shows_a_spurious_signal_on_the_shifted_dataset(demo_run):
         )
         agg = m.loc[("full", "all", "aggregate")]
         assert agg["auc_lo"] > 0.9, (response, agg)
+        # the audio slice's entropies separate the noisy 8 kHz non-members from the members, in
+        # whichever direction this model's entropies happen to run (a shift, not memorization)
         audio = m.xs(("full", "audio"), level=("split", "slice"))
-        assert audio["auc_lo"].max() > 0.75, (response, audio["auc"].max())
+        assert (audio["auc"] - 0.5).abs().max() > 0.3, (response, audio["auc"].describe())
 
 
 # --------------------------------------------------------------------------- clean splits (issue 4)

@@ -82,10 +82,29 @@ def _correlation(results: Path) -> str:
     return to_markdown(pd.DataFrame(out))
 
 
+def _disentangle(results: Path) -> str:
+    d = io.read_table(
+        results / "disentangle" / "demo-target" / "demo-binding" / "transcript.parquet"
+    )
+    d = d[(d["split"] == "full") & (d["slice"] == "response") & (d["indicator"] == "loss")]
+    out = [
+        {
+            "condition": r["condition"],
+            "AUC": fmt_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
+            "difference": "-" if r["condition"] == "original" else f"{r['diff']:+.2f}",
+            "Holm p": "-" if pd.isna(r["p_holm"]) else f"{r['p_holm']:.2f}",
+            "significant": "yes" if r["significant"] else "no",
+        }  # fmt: skip
+        for r in d.to_dict("records")
+    ]
+    return to_markdown(pd.DataFrame(out))
+
+
 SNIPPETS: dict[str, Callable[[Path], str]] = {
     "mia": _mia,
     "splits": _splits,
     "correlation": _correlation,
+    "disentangle": _disentangle,
 }
 
 
