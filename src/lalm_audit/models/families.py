@@ -234,6 +234,11 @@ class VoxtralAdapter(LALMAdapter):
     ) -> TeacherForcedBatch:
         rows = [self._encode_row(w, prompt, r) for w, r in zip(wavs, responses, strict=True)]
         enc = self._collate(rows, "right")
+        slices = self._slices(rows, with_response=True)
+        return TeacherForcedBatch(inputs=enc, input_ids=enc["input_ids"], slices=slices)
+
+    def _slices(self, rows: Sequence[Any], *, with_response: bool) -> list[dict[str, np.ndarray]]:
+        """audio / prompt (/ response) positions of encoded rows, from the instruct token structure."""
         audio_id = self.processor.audio_token_id
         end_inst = self._control_id("[/INST]")
         slices = []
@@ -241,14 +246,11 @@ class VoxtralAdapter(LALMAdapter):
             ids = ids.numpy()
             audio = np.flatnonzero(ids == audio_id)
             close = int(np.flatnonzero(ids == end_inst)[-1])
-            slices.append(
-                {
-                    "audio": audio,
-                    "prompt": np.arange(int(audio[-1]) + 1, close),
-                    "response": np.arange(close + 1, ids.shape[0]),
-                }
-            )
-        return TeacherForcedBatch(inputs=enc, input_ids=enc["input_ids"], slices=slices)
+            sl = {"audio": audio, "prompt": np.arange(int(audio[-1]) + 1, close)}
+            if with_response:
+                sl["response"] = np.arange(close + 1, ids.shape[0])
+            slices.append(sl)
+        return slices
 
     def encode_generated(
         self, wavs: Sequence[np.ndarray], prompt: str, response_ids: Sequence[Sequence[int]]
@@ -256,12 +258,4 @@ class VoxtralAdapter(LALMAdapter):
         # stage 1's own context: mistral-common's generation prompt, ending in [/INST]
         rows = [self._encode_row(w, prompt, None) for w in wavs]
         enc = self._collate(rows, "right")
-        audio_id = self.processor.audio_token_id
-        end_inst = self._control_id("[/INST]")
-        slices = []
-        for ids, _ in rows:
-            ids = ids.numpy()
-            audio = np.flatnonzero(ids == audio_id)
-            close = int(np.flatnonzero(ids == end_inst)[-1])
-            slices.append({"audio": audio, "prompt": np.arange(int(audio[-1]) + 1, close)})
-        return append_response_ids(self, enc, slices, response_ids)
+        return append_response_ids(self, enc, self._slices(rows, with_response=False), response_ids)
