@@ -343,8 +343,9 @@ def settings_from(cfg: Any) -> EvalSettings:
     ev, agg = cfg.evaluation, cfg.indicators.aggregate
     slices = tuple(agg.slices) if agg.slices is not None else None
     return EvalSettings(
-        ev.bootstrap, ev.confidence, tuple(ev.fpr_targets), cfg.seed, agg.folds, agg.C, slices,
-        cfg.verdicts.aggregate_shuffles, cfg.verdicts.alpha, ev.speaker_bootstrap == "auto",
+        n_resamples=ev.bootstrap, confidence=ev.confidence, fprs=tuple(ev.fpr_targets), seed=cfg.seed,
+        folds=agg.folds, C=agg.C, agg_slices=slices, shuffles=cfg.verdicts.aggregate_shuffles,
+        alpha=cfg.verdicts.alpha, speaker_bootstrap=ev.speaker_bootstrap == "auto",
     )  # fmt: skip
 
 

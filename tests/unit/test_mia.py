@@ -150,3 +150,19 @@ def test_indicator_and_mia_stages_from_stored_stats(in_tmp):
     text = Path("t.md").read_text()
     assert "| full | not checked | 20 | 20 |" in text and "post hoc" in text
     assert io.read_provenance("m.parquet")["stage"] == "mia"
+
+
+def test_settings_carry_every_config_value_to_its_own_field():
+    """Positional arguments once put verdicts.alpha into another field: every aggregate read 'signal'."""
+    from lalm_audit.config import parse_config
+    from lalm_audit.mia import settings_from
+
+    cfg = parse_config({
+        "datasets": {"d": {"loader": "table", "path": "x"}}, "seed": 7,
+        "evaluation": {"bootstrap": 300, "speaker_bootstrap": "off"},
+        "verdicts": {"alpha": 0.01, "aggregate_shuffles": 99},
+        "indicators": {"aggregate": {"folds": 4, "C": 0.5}},
+    })  # fmt: skip
+    s = settings_from(cfg)
+    assert (s.alpha, s.shuffles, s.speaker_bootstrap) == (0.01, 99, False)
+    assert (s.n_resamples, s.seed, s.folds, s.C) == (300, 7, 4, 0.5)

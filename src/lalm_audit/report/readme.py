@@ -94,7 +94,7 @@ def _disentangle(results: Path) -> str:
             "difference": "-" if r["condition"] == "original" else f"{r['diff']:+.2f}",
             "Holm p": "-" if pd.isna(r["p_holm"]) else f"{r['p_holm']:.2f}",
             "significant": "yes" if r["significant"] else "no",
-        }  # fmt: skip
+        }
         for r in d.to_dict("records")
     ]
     return to_markdown(pd.DataFrame(out))
