@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lalm_audit.evaluation import holm
+
 SHIFTED, CLEAN, INCONCLUSIVE = "shifted", "clean", "inconclusive"
 STATES = (SHIFTED, CLEAN, INCONCLUSIVE)
 
@@ -266,3 +268,38 @@ def correlation_verdict(r: Mapping[str, Any], alpha: float = 0.05) -> str:
 
 def is_membership_signal(verdict: str) -> bool:
     return verdict.startswith(BEYOND)
+
+
+# --------------------------------------------------------------------------- the audit as a whole
+
+
+def audit_wide_line(p_values: Any, signals: Any, alpha: float, shuffles: int) -> str:
+    """What the audit's aggregate tests say together: each verdict is at level ``alpha`` on its own.
+
+    Every (model, dataset, response, split) row gets its own permutation verdict, so an audit
+    of N rows where no model saw any member still reads "signal" about ``N * alpha`` times.
+    This line counts them, states that expectation, and gives the Holm adjustment over the
+    audit's tests (:func:`lalm_audit.evaluation.holm`, step-down): the family-wise reading of
+    the same p-values.
+    A permutation p is never below ``1 / (shuffles + 1)``, so Holm can keep a row only when
+    ``N / (shuffles + 1) <= alpha``; the line says how many shuffles that needs.
+    """
+    p = np.asarray(p_values, dtype=float)
+    sig = np.asarray(signals, dtype=bool)
+    ok = ~np.isnan(p)
+    n = int(ok.sum())
+    if n == 0:
+        return "No aggregate permutation test in this audit."
+    kept = int((holm(p[ok]) <= alpha).sum())
+    line = (
+        f"Audit-wide: {int(sig[ok].sum())} of {n} aggregate tests read 'signal' at alpha = {alpha:g}, "
+        f"each on its own; with no membership signal anywhere about {n * alpha:.1f} would by chance. "
+        f"Holm over the audit's {n} tests keeps {kept}"
+    )
+    need = math.ceil(n / alpha) - 1
+    if shuffles < need:
+        line += (
+            f" (with {shuffles} shuffles no p-value can fall below {1 / (shuffles + 1):.2g}: "
+            f"a family-wise reading needs verdicts.aggregate_shuffles >= {need})"
+        )
+    return line + "."

@@ -169,3 +169,17 @@ def test_learned_signal_verdict_is_one_sided():
     assert verdicts.learned_signal_verdict(0.75, null, RULE).state == "signal"
     # far below chance: anti-learning, not a signal
     assert verdicts.learned_signal_verdict(0.30, null, RULE).state == "no signal"
+
+
+def test_the_audit_wide_line_counts_signals_and_applies_holm_over_the_audit():
+    # 24 tests at 99 shuffles: one fires at p = 0.01 alone; Holm needs 0.05 / 24 = 0.002 -> none kept
+    p = np.r_[0.01, np.full(23, 0.4)]
+    line = verdicts.audit_wide_line(p, p <= 0.05, alpha=0.05, shuffles=99)
+    assert "1 of 24 aggregate tests read 'signal'" in line
+    assert "about 1.2 would by chance" in line and "keeps 0" in line
+    assert "needs verdicts.aggregate_shuffles >= 479" in line
+    # enough shuffles and strong p-values: Holm keeps the strong ones, and no shuffle advice
+    p2 = np.r_[np.full(3, 1 / 1000), np.full(5, 0.5), np.nan]
+    line2 = verdicts.audit_wide_line(p2, p2 <= 0.05, alpha=0.05, shuffles=999)
+    assert "3 of 8 aggregate tests" in line2 and "keeps 3." in line2 and "shuffles" not in line2
+    assert verdicts.audit_wide_line([np.nan], [False], 0.05, 19).startswith("No aggregate")
