@@ -7,10 +7,14 @@ through the real stage functions:
   null) and ``verdicts.shift_verdict`` -> shifted / clean / inconclusive;
 - model worlds: ``mia.aggregate_attack`` + ``mia.aggregate_null`` and
   ``verdicts.learned_signal_verdict`` (the aggregated attack's "signal"),
-  then, for the first ``--correlation-sims`` simulations,
-  ``analysis.confound_adjusted`` on the aggregate's score and
+  then (every simulation of a null model world, the first ``--correlation-sims``
+  of the others) ``analysis.confound_adjusted`` on the aggregate's score and
   ``verdicts.correlation_verdict`` ("membership signal beyond the blind
-  artifacts").
+  artifacts"). The null model worlds: a model with no signal at all, and one
+  whose scores read a recording shift the blind features also see, on a split
+  treated as clean (the blind stage missed the shift: the correlation
+  verdict's hardest case); there the aggregate's "signal" is true (the classes
+  differ), and only "membership signal beyond" is a false positive.
 
 Printed for each (world, verdict, size): the rate at which the verdict fired,
 with a Clopper-Pearson 95% Monte-Carlo interval, and what it should be: a
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -63,7 +68,7 @@ FALSE_POSITIVE, POWER = "false positive", "power"
 #: one simulation's record (blind worlds fill state..detectable_auc, model worlds agg_state, correlation)
 RAW_COLUMNS = [
     "world", "n", "sim", "true_auc", "p_value", "auc", "state", "auc_ucb", "detectable_auc",
-    "agg_state", "correlation", "cpu_s", "seconds",
+    "agg_state", "correlation", "cpu_s", "shifted", "seconds",
 ]  # fmt: skip
 
 
@@ -94,6 +99,15 @@ BLIND_WORLDS = (
 MODEL_WORLDS = (
     WorldSpec("no-signal model", simulate.no_signal_model, kind="model", null=True),
     WorldSpec("memorizing model, AUC 0.7", simulate.memorizing_model, {"auc": 0.7}, kind="model"),
+    # no membership, but scores that read a shift the blind baseline did not flag (the split is
+    # treated as clean): the correlation verdict's false positive in its hardest case
+    WorldSpec(
+        "shift-reading model, blind AUC 0.7",
+        simulate.shift_reading_model,
+        {"auc": 0.7},
+        kind="model",
+        null=True,
+    ),
 )
 
 
@@ -158,7 +172,8 @@ def run_model(spec: WorldSpec, n: int, sim: int, s: Settings, correlation: bool)
     )
     v = verdicts.learned_signal_verdict(auc, null, s.verdicts)
     out = {
-        "world": spec.name, "n": n, "sim": sim, "true_auc": w.score_auc, "agg_state": v.state,
+        "world": spec.name, "n": n, "sim": sim, "true_auc": w.score_auc, "shifted": w.shifted,
+        "agg_state": v.state,
         "p_value": v.p_value, "auc": auc, "correlation": None,
     }  # fmt: skip
     if correlation:
@@ -229,8 +244,12 @@ def model_rows(df: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
     rows = []
     for (world, n), g in df.groupby(["world", "n"], sort=False):
         kind = FALSE_POSITIVE if float(g["true_auc"].iloc[0]) == 0.5 else POWER
+        # scores that read a real shift make the classes distinguishable: the aggregate's
+        # "signal" is then true (power), only a membership reading of it is false
+        shifted = "shifted" in g and bool(g["shifted"].fillna(False).astype(bool).iloc[0])
+        agg_kind = POWER if shifted else kind
         rows.append(
-            rate_row(world, "aggregate: signal", n, g["agg_state"] == "signal", kind, alpha)
+            rate_row(world, "aggregate: signal", n, g["agg_state"] == "signal", agg_kind, alpha)
         )
         c = g["correlation"].dropna()
         if len(c):
@@ -307,6 +326,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument(
+        "--readme", type=Path, help="also fill this README's <!-- calibration:demo --> block"
+    )
+    ap.add_argument(
         "--report-only",
         action="store_true",
         help="no simulation: the table of the results in --raw (give the settings flags of that run: "
@@ -354,6 +376,16 @@ def plan(args: argparse.Namespace) -> list[tuple[WorldSpec, int, int]]:
     return todo
 
 
+def append_raw(path: Path, df: pd.DataFrame) -> None:
+    """Append a finished chunk; a file written by an older version (other columns) is rewritten whole."""
+    if path.exists():
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+        if header != df.columns.tolist():
+            pd.concat([pd.read_csv(path), df], ignore_index=True).to_csv(path, index=False)
+            return
+    df.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
 def simulate_all(args: argparse.Namespace, s: Settings) -> pd.DataFrame:
     """Every planned simulation, in chunks of ``--chunk`` per (world, size), parallel within a chunk.
 
@@ -387,7 +419,7 @@ def simulate_all(args: argparse.Namespace, s: Settings) -> pd.DataFrame:
         out = Parallel(n_jobs=args.jobs, batch_size=1)(
             delayed(run_blind)(spec, n, i, s)
             if spec.kind == "blind"
-            else delayed(run_model)(spec, n, i, s, i < args.correlation_sims)
+            else delayed(run_model)(spec, n, i, s, spec.null or i < args.correlation_sims)
             for spec, n, i in items
         )
         df = pd.DataFrame(out, columns=RAW_COLUMNS[:-1])
@@ -396,9 +428,78 @@ def simulate_all(args: argparse.Namespace, s: Settings) -> pd.DataFrame:
               "each (wall / simulations)", file=sys.stderr, flush=True)  # fmt: skip
         if args.raw:
             args.raw.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(args.raw, mode="a", header=not args.raw.exists(), index=False)
+            append_raw(args.raw, df)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def rate_rows(
+    allres: pd.DataFrame, s: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """The blind and the model simulations apart, and every rate row of both."""
+    is_blind = (
+        allres["state"].notna() if "state" in allres else pd.Series(False, index=allres.index)
+    )
+    bdf, mdf = allres[is_blind], allres[~is_blind]
+    rows = (blind_rows(bdf, s) if len(bdf) else []) + (model_rows(mdf, s) if len(mdf) else [])
+    return bdf, mdf, rows
+
+
+README_BLOCK = re.compile(
+    r"(<!-- calibration:demo -->\n)(?P<body>.*?)(<!-- /calibration:demo -->)", re.S
+)
+
+
+def readme_block(allres: pd.DataFrame, s: Settings) -> str:
+    """What the README shows of a run: the demo-size table and one line on the larger sizes.
+
+    Written into the README by ``--readme`` and compared with it by the test suite
+    (tests/unit/test_bench_calibration.py), so the README's rates are always a run's.
+    """
+    bdf, _, rows = rate_rows(allres, s)
+    demo = [r for r in rows if r["n"] == DEMO_N]
+    fp = [r for r in demo if r["kind"] == FALSE_POSITIVE]
+    worst = max(fp, key=lambda r: r["rate"]) if fp else None
+    lines = [f"At the demo's size ({DEMO_N} items):", "", markdown(demo), ""]
+    if worst is not None:
+        lines.append(
+            f"Largest false-positive rate at this size: {worst['rate']:.3f} {worst['95% MC CI']} "
+            f"({worst['world']}, {worst['verdict']}; nominal {s.verdicts.alpha:g}); rows whose whole "
+            f"interval lies above nominal: {sum(r['ci_lo'] > s.verdicts.alpha for r in fp)}."
+        )
+    large = [r for r in rows if r["n"] > DEMO_N and r["kind"] == POWER]
+    if large:
+        by_n = {}
+        for r in large:
+            by_n.setdefault(r["n"], []).append(r)
+        lines.append(
+            "Power above the demo's size (few simulations each, power only): "
+            + "; ".join(
+                f"n = {n}: "
+                + ", ".join(
+                    f"{r['world']} ({r['verdict']}) {r['rate']:.2f} of {r['sims']}" for r in rs
+                )
+                for n, rs in sorted(by_n.items())
+            )
+            + "."
+        )
+    if len(bdf):
+        med = bdf.groupby("n")["detectable_auc"].median()
+        lines.append(
+            "Median smallest detectable blind AUC (80% power): "
+            + ", ".join(f"{v:.2f} at {n} items" for n, v in med.items())
+            + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(path: Path, block: str) -> None:
+    text = path.read_text()
+    if not README_BLOCK.search(text):
+        raise SystemExit(
+            f"{path}: no <!-- calibration:demo --> ... <!-- /calibration:demo --> block to fill"
+        )
+    path.write_text(README_BLOCK.sub(lambda m: m.group(1) + block + m.group(3), text, count=1))
 
 
 def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
@@ -406,11 +507,7 @@ def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     t0 = time.perf_counter()
     allres = simulate_all(args, s)
     wall = time.perf_counter() - t0
-    is_blind = (
-        allres["state"].notna() if "state" in allres else pd.Series(False, index=allres.index)
-    )
-    bdf, mdf = allres[is_blind], allres[~is_blind]
-    rows = (blind_rows(bdf, s) if len(bdf) else []) + (model_rows(mdf, s) if len(mdf) else [])
+    bdf, mdf, rows = rate_rows(allres, s)
     todo = list(zip(allres["world"], allres["n"], strict=True))
     b = s.blind
     sizes = sorted({n for _, n in todo})
@@ -428,7 +525,8 @@ def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         f"{b.gbt.max_iter} rounds), groups per world as in lalm_audit.simulate, "
         f"{b.permutation_control.shuffles} label shuffles per simulation; bootstrap {s.evaluation.bootstrap}.",
         f"Aggregated attack: {s.agg_folds}-fold CV, {s.verdicts.aggregate_shuffles} label shuffles; "
-        f"confound adjustment on the first {args.correlation_sims} simulations of each model world.",
+        f"confound adjustment on every simulation of a null model world (its false-positive rate) and "
+        f"on the first {args.correlation_sims} of each other model world.",
         f"Verdicts: alpha {s.verdicts.alpha}, margin {s.verdicts.margin} (clean: every check's AUC below "
         f"{0.5 + s.verdicts.margin:g} with {1 - s.verdicts.alpha:.0%} confidence).",
         f"Planned simulations per world at n = {DEMO_N}: {args.null_sims} (null worlds; "
@@ -468,11 +566,13 @@ def run(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report, _, _ = run(args)
+    report, bdf, mdf = run(args)
     sys.stdout.write(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report)
+    if args.readme:
+        write_readme(args.readme, readme_block(pd.concat([bdf, mdf]), settings_from(args)))
     return 0
 
 

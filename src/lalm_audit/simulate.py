@@ -507,6 +507,44 @@ def closed_vocabulary_world(
                   rng, shifted=True, auc=1.0)  # fmt: skip
 
 
+def shift_reading_model(
+    n: int,
+    *,
+    seed: int,
+    auc: float = 0.7,
+    n_shifted: int = 3,
+    group: str = "spectral",
+    n_indicators: int = 30,
+    rho: float = 0.6,
+    groups: Sequence[str] = DEFAULT_GROUPS,
+    n_features: int = 8,
+) -> World:
+    """A model that learned nothing about membership but reads a recording artifact.
+
+    The members' ``group`` features are shifted as in :func:`shifted_world` (blind AUC
+    ``auc``), and the indicators' shared factor is the shifted features' standardized sum:
+    the scores separate the classes (an aggregate reads "signal", truly: they *are*
+    distinguishable) only through a shift the blind features also see. The correlation
+    stage must not call that a membership signal (``score_auc`` 0.5: no membership).
+    """
+    _check_size(n)
+    groups = _check_groups(groups)
+    if group not in groups or group not in ACOUSTIC:
+        raise ValueError(
+            f"the shifted group {group!r} must be an acoustic group in groups {groups}"
+        )
+    rng = np.random.default_rng(seed)
+    y = _labels(n, rng)
+    ids = _ids(n)
+    acoustic = _acoustic(groups, n, n_features, rng)
+    acoustic[group][:, :n_shifted] += feature_shift(auc, n_shifted) * y[:, None]
+    factor = acoustic[group][:, :n_shifted].sum(axis=1) / np.sqrt(n_shifted)
+    scores = _scores(ids, y, _indicator_names(n_indicators), factor, rho, rng)
+    return _build(f"shift-reading-{auc:g}", ids, y, groups, acoustic,
+                  _unique_transcripts(n, rng) if "text" in groups else None, rng,
+                  shifted=True, auc=auc, scores=scores, score_auc=0.5)  # fmt: skip
+
+
 def memorizing_model(
     n: int,
     *,

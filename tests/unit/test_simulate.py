@@ -48,6 +48,23 @@ def test_the_memorizing_model_has_the_target_auc_and_correlated_indicators():
     assert single < 0.69
 
 
+def test_the_shift_reading_model_separates_only_through_the_shifted_features():
+    w = sim.shift_reading_model(40_000, seed=6, auc=0.7, n_shifted=3)
+    wide = wide_scores(w.scores)
+    y = w.labels.loc[wide.index].to_numpy()
+    fs = w.fs.subset(np.asarray(wide.index, dtype=object))
+    X = fs.frame[list(fs.groups["spectral"].numeric)].to_numpy()
+    feat = X[:, :3].sum(axis=1)
+    assert w.shifted and w.auc == 0.7 and w.score_auc == 0.5
+    assert auc(y, feat) == pytest.approx(0.7, abs=0.01)  # the blind features see the shift
+    s = wide.sum(axis=1).to_numpy()
+    assert auc(y, s) > 0.65  # the scores separate the classes ...
+    # ... only through the features: regressed on them, nothing is left (no membership)
+    A = np.c_[np.ones(len(s)), X]
+    resid = s - A @ np.linalg.lstsq(A, s, rcond=None)[0]
+    assert auc(y, resid) == pytest.approx(0.5, abs=0.015)
+
+
 def test_the_no_signal_model_is_at_chance_with_the_same_correlation():
     w = sim.no_signal_model(20_000, seed=5)
     wide = wide_scores(w.scores)
