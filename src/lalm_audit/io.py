@@ -6,14 +6,18 @@ carries its provenance in the Arrow schema metadata under
 ``lalm_audit.provenance``: the package version, the hash of the config its
 stage declares (``lalm_audit.stages``), the seed when the stage reads it, and
 the code that made it (the source hash of the stage's modules and the git
-commit when the package runs from a checkout). Nothing time-dependent is
-stored, so equal inputs give byte-identical files.
+commit when the package runs from a checkout) and the machine it ran on
+(:func:`machine_identity`: floating-point results of torch and BLAS depend on
+the CPU). Nothing time-dependent is stored, so equal inputs on one machine give
+byte-identical files.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +33,34 @@ from lalm_audit.config import Config, stable_hash
 from lalm_audit.schemas import TableSchema
 
 PROVENANCE_KEY = b"lalm_audit.provenance"
+
+
+@functools.cache
+def machine_identity() -> str:
+    """The CPU, architecture and numeric libraries an artifact was computed with.
+
+    The same code and config give byte-identical outputs on one kind of machine but not across
+    CPUs (torch and BLAS pick other kernels, so trained demo models and greedy decodes differ);
+    this string says which kind made an artifact, so that a comparison knows whether exact
+    agreement is to be expected. Versions come from the installed metadata: nothing is imported.
+    """
+    from importlib import metadata
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    libs = []
+    for pkg in ("torch", "numpy", "scikit-learn"):
+        try:
+            libs.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join([cpu or "unknown CPU", platform.machine(), *libs])
 
 
 def provenance(
@@ -60,6 +92,7 @@ def provenance(
         rec["seed"] = seed
     if contract is not None:
         rec.update(stages.code_identity(contract.name))
+    rec["machine"] = machine_identity()
     rec.update(extra)
     return rec
 

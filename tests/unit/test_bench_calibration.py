@@ -123,3 +123,38 @@ def test_a_short_run_through_the_real_stages(bc, tmp_path):
     assert len(pd.read_csv(raw)) == 4 and len(bdf2) == 2
     assert again.split("\n\n")[2] == report.split("\n\n")[2]  # the same table
     assert bc.main([*argv, "--report-only"]) == 0 and out.read_text().startswith("# Calibration")
+
+
+def test_the_readme_calibration_block_is_the_committed_run(bc):
+    """The README's calibration rates are rendered from docs/calibration_raw.csv, never typed:
+    ``bench_calibration.py --report-only --raw docs/calibration_raw.csv --readme README.md``
+    rewrites the block; this fails when the two drift apart."""
+    root = PATH.parents[1]
+    raw = pd.read_csv(root / "docs" / "calibration_raw.csv")
+    block = bc.readme_block(raw, bc.settings_from(bc.parse_args([])))
+    m = bc.README_BLOCK.search((root / "README.md").read_text())
+    assert m is not None, "README.md lost its <!-- calibration:demo --> block"
+    assert m.group("body") == block
+
+
+def test_the_readme_block_names_the_worst_false_positive_row(bc):
+    s = bc.settings_from(bc.parse_args([]))
+    df = pd.DataFrame({
+        "world": ["null"] * 10 + ["shifted"] * 4, "n": 120, "true_auc": [0.5] * 10 + [0.8] * 4,
+        "state": ["shifted"] * 3 + ["inconclusive"] * 7 + ["shifted"] * 4,
+        "p_value": [0.05] * 3 + [0.6] * 7 + [0.05] * 4, "auc": 0.6, "detectable_auc": 0.69,
+    })  # fmt: skip
+    block = bc.readme_block(df, s)
+    assert "Largest false-positive rate at this size: 0.300" in block
+    assert "(null, shifted; nominal 0.05)" in block
+    assert "| shifted | shifted | 120 | 4 | 1.000 |" in block
+
+
+def test_a_raw_file_of_an_older_version_is_rewritten_not_misaligned(bc, tmp_path):
+    raw = tmp_path / "raw.csv"
+    pd.DataFrame({"world": ["a"], "n": [120], "sim": [0]}).to_csv(raw, index=False)
+    bc.append_raw(raw, pd.DataFrame({"world": ["b"], "n": [120], "sim": [1], "shifted": [True]}))
+    bc.append_raw(raw, pd.DataFrame({"world": ["c"], "n": [120], "sim": [2], "shifted": [False]}))
+    back = pd.read_csv(raw)
+    assert back["world"].tolist() == ["a", "b", "c"] and back["sim"].tolist() == [0, 1, 2]
+    assert pd.isna(back["shifted"].iloc[0]) and back["shifted"].iloc[1:].tolist() == [True, False]
