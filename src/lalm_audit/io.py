@@ -46,21 +46,32 @@ def machine_identity() -> str:
     """
     from importlib import metadata
 
-    cpu = platform.processor() or ""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
+            for ln in f:
+                key, _, value = ln.partition(":")
+                if not ln.strip():
+                    break  # the first processor's block describes them all
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    libs = []
+    # a virtual machine may name only the vendor ("AMD EPYC"): the family, model and stepping
+    # and the vector extensions torch dispatches on tell CPU generations apart
+    cpu = info.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']}, model {info.get('model', '?')}"
+        cpu += f", stepping {info.get('stepping', '?')})"
+    simd = [f for f in info.get("flags", "").split() if f.startswith(("avx", "amx"))]
+    libs = [f"{os.cpu_count()} CPUs", platform.machine()]
+    if simd:
+        libs.append(" ".join(sorted(simd)))
     for pkg in ("torch", "numpy", "scikit-learn"):
         try:
             libs.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
             continue
-    return ", ".join([cpu or "unknown CPU", platform.machine(), *libs])
+    return ", ".join([cpu, *libs])
 
 
 def provenance(

@@ -465,10 +465,19 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
     return "\n".join(lines)
 
 
-def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.DataFrame:
+def run_mia_summary(
+    metric_paths: list[str],
+    out: str,
+    markdown_out: str,
+    *,
+    alpha: float = 0.05,
+    shuffles: int = 99,
+) -> pd.DataFrame:
     """Headline rows (loss on the response, best indicator, aggregate, dataset test) across all runs.
 
-    Each metrics file is ``results/mia/<model>/<dataset>/<response>/metrics.parquet``.
+    Each metrics file is ``results/mia/<model>/<dataset>/<response>/metrics.parquet``. The
+    Markdown ends with :func:`lalm_audit.verdicts.audit_wide_line` over the aggregate tests of
+    every row (``alpha`` = ``verdicts.alpha``, ``shuffles`` = ``verdicts.aggregate_shuffles``).
     """
     from pathlib import Path
 
@@ -491,7 +500,9 @@ def run_mia_summary(metric_paths: list[str], out: str, markdown_out: str) -> pd.
         "# Membership inference: headline results\n\n" + to_markdown(md)
         + "\n`loss` is the mean log-likelihood of the response slice; the aggregate is a cross-validated logistic "
         "regression over all indicators; the best single indicator is picked after seeing all of them "
-        "(optimistic).\n",
+        "(optimistic).\n\n" + verdicts.audit_wide_line(
+            table["p_perm"], table["agg_verdict"] == "signal", alpha, shuffles
+        ) + "\n",
         markdown_out,
     )  # fmt: skip
     return table

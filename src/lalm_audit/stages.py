@@ -208,7 +208,12 @@ STAGES: dict[str, Stage] = {
             ("seed", "evaluation", "verdicts", "indicators.aggregate", "splits.methods"),
             (f"{PACKAGE}.mia",),
         ),
-        Stage("mia_summary", ("mia_summary",), (), (f"{PACKAGE}.mia",)),
+        Stage(
+            "mia_summary",
+            ("mia_summary",),
+            ("verdicts.alpha", "verdicts.aggregate_shuffles"),
+            (f"{PACKAGE}.mia", f"{PACKAGE}.verdicts"),
+        ),
         Stage(
             "correlation",
             ("correlation",),

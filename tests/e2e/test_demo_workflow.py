@@ -288,6 +288,18 @@ def test_matched_keeps_most_items_and_shifted_is_not_auditable(demo_run):
     assert "CONFOUNDED" in (workdir / "results" / "mia" / "summary.md").read_text()
 
 
+def test_the_mia_summary_counts_the_audit_wide_tests(demo_run):
+    """The headline says how many aggregate tests fired out of how many, what chance would give,
+    and that 19 shuffles cannot support a family-wise reading of the demo's 48 tests."""
+    workdir, _ = demo_run
+    table = io.read_table(workdir / "results" / "mia" / "summary.parquet")
+    n, fired = table["p_perm"].notna().sum(), (table["agg_verdict"] == "signal").sum()
+    text = (workdir / "results" / "mia" / "summary.md").read_text()
+    assert f"Audit-wide: {fired} of {n} aggregate tests read 'signal' at alpha = 0.05" in text
+    assert f"about {n * 0.05:.1f} would by chance" in text
+    assert "Holm over the audit's" in text and "aggregate_shuffles >= " in text
+
+
 # --------------------------------------------------------------------------- correlation, disentanglement, report
 
 

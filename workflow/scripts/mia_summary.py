@@ -3,5 +3,11 @@
 from lalm_audit.mia import run_mia_summary
 from lalm_audit.workflow import start_job
 
-start_job(snakemake)
-run_mia_summary(snakemake.input, snakemake.output.table, snakemake.output.markdown)
+cfg = start_job(snakemake)
+run_mia_summary(
+    list(snakemake.input),
+    snakemake.output.table,
+    snakemake.output.markdown,
+    alpha=cfg.verdicts.alpha,
+    shuffles=cfg.verdicts.aggregate_shuffles,
+)
