@@ -476,7 +476,11 @@ def _readme_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks"
     )
-    p.add_argument("--write", action="store_true", help="rewrite the blocks (default: check them)")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite the blocks and copy the figures into docs/img (default: check the blocks)",
+    )
     p.add_argument("--tol", type=float, default=0.05, help="tolerance on numbers when checking")
 
 
@@ -491,7 +495,10 @@ def cmd_readme(args: argparse.Namespace) -> int:
 
     if args.write:
         Path(args.readme).write_text(readme.sync(args.readme, args.results))
-        log.info("%s: demo blocks rewritten from %s", args.readme, args.results)
+        figs = readme.sync_figures(args.results, Path(args.readme).parent / "docs" / "img")
+        log.info(
+            "%s: demo blocks and %d figures rewritten from %s", args.readme, len(figs), args.results
+        )
         return 0
     cmp = readme.compare(args.readme, args.results, tol=args.tol)
     if not cmp.strict:

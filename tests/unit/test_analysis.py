@@ -134,3 +134,37 @@ def test_an_unknown_target_is_an_error_not_an_empty_table():
     original = table(IDS, Y, rng.normal(size=2 * N))
     with pytest.raises(ValueError, match="response/losss"):
         compare_conditions(original, {"x": original}, [("response", "losss")], n_resamples=50)
+
+
+def test_shared_fits_give_the_per_score_fits_residuals():
+    """One neighbour search and one multi-target ridge per fold equal one fit per score."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from lalm_audit.analysis import adjust_many
+
+    rng = np.random.default_rng(5)
+    n = 90
+    y = np.r_[np.ones(n), np.zeros(n)].astype(int)
+    words = np.array(["alpha", "beta", "gamma", "delta", "eps", "zeta"])
+    X = pd.DataFrame({"text": [" ".join(rng.choice(words, 4)) for _ in range(2 * n)]})
+    shift = X["text"].str.count("alpha").to_numpy() + 0.5 * y
+    scores = {
+        "spurious": shift + 0.3 * rng.normal(size=2 * n),
+        "memorized": 1.2 * y + rng.normal(size=2 * n),
+        "noise": rng.normal(size=2 * n),
+        "scaled": 1e3 * rng.normal(size=2 * n),  # its own ridge penalty
+    }
+
+    def pre():
+        return make_pipeline(FunctionTransformer(lambda d: d["text"]), TfidfVectorizer())
+
+    a = adjust_many(scores, y, X, pre, folds=5, seed=3, shared_fits=True)
+    b = adjust_many(scores, y, X, pre, folds=5, seed=3, shared_fits=False)
+    for k in scores:
+        np.testing.assert_allclose(a[0][k], b[0][k], rtol=1e-8, atol=1e-8 * np.abs(b[0][k]).max())
+        np.testing.assert_array_equal(a[2][k], b[2][k])
+    np.testing.assert_array_equal(a[1], b[1])
+    # the residual of the shift-driven score is not its raw value (the adjustment did something)
+    assert np.corrcoef(a[0]["spurious"], scores["spurious"])[0, 1] < 0.9

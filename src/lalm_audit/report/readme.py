@@ -117,6 +117,40 @@ def _machine(results: Path) -> str:
     return f"Numbers below are from a demo run on: `{run_machine(results)}`.\n"
 
 
+def _controlled(results: Path) -> str:
+    res = results / "controlled"
+    v = io.read_json(res / "blind.verdict.json")
+    m = io.read_table(res / "demo-control" / "audit" / "metrics.parquet")
+    m = m[m["indicator"].isin(["base_loss", "loss", "ref_loss_diff"])]
+    picks = [("base_loss", "all"), ("loss", "all"), ("ref_loss_diff", "all")]
+    picks += [("ref_loss_diff", s) for s in m["subset"] if str(s).startswith("repetitions=")]
+    by = m.set_index(["indicator", "subset"])
+    rows = [{
+        "indicator": "blind baseline (every check, calibrated verdict)", "members": "all",
+        "members / held-out": f"{v['n_members']} / {v['n_nonmembers']}",
+        "AUC [95% CI]": f"{verdicts.state_word(v['state'])} (permutation p = {v['p_value']:.2g}; "
+        f"largest check {v['auc']:.2f})",
+    }]  # fmt: skip
+    for ind, sub in picks:
+        r = by.loc[(ind, sub)]
+        rows.append({
+            "indicator": f"`{ind}`", "members": sub.replace("repetitions=", "seen ") + ("x" if sub != "all" else ""),
+            "members / held-out": f"{int(r['n_members'])} / {int(r['n_nonmembers'])}",
+            "AUC [95% CI]": fmt_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
+        })  # fmt: skip
+    bounds = io.read_json(res / "demo-control" / "audit" / "bounds.json")["bounds"]
+    eps = [
+        {
+            "indicator": f"`{b['indicator']}`", "method": b["method"],
+            "epsilon lower bound": f"{b['epsilon']:.3f}", "delta": f"{b['delta']:g}",
+            "confidence": f"{b['confidence']:g}",
+        }
+        for b in bounds
+        if b["indicator"] in ("base_loss", "ref_loss_diff")
+    ]  # fmt: skip
+    return to_markdown(pd.DataFrame(rows)) + "\n" + to_markdown(pd.DataFrame(eps))
+
+
 MACHINE = "machine"
 SNIPPETS: dict[str, Callable[[Path], str]] = {
     MACHINE: _machine,
@@ -124,7 +158,33 @@ SNIPPETS: dict[str, Callable[[Path], str]] = {
     "splits": _splits,
     "correlation": _correlation,
     "disentangle": _disentangle,
+    "controlled": _controlled,
 }
+
+
+# The README's figures (docs/img/) and the run's files they are copied from by ``sync_figures``.
+FIGURES: dict[str, str] = {
+    "blind-heatmap-demo.png": "blind/heatmap.png",
+    "clean-split-partial-demo.png": "splits/demo-partial/filter.before_after.png",
+    "correlation-control-shifted-demo.png": "correlation/demo-control/demo-shifted/transcript/scatter.png",
+    "disentangle-binding-demo.png": "disentangle/demo-target/demo-binding/transcript.png",
+    "controlled-repetitions-demo.png": "controlled/demo-control/audit/repetitions.png",
+}
+
+
+def sync_figures(results: str | Path, img_dir: str | Path) -> list[Path]:
+    """Copy the README's figures from a run into ``img_dir`` (the figures match the blocks)."""
+    import shutil
+
+    out = []
+    for name, rel in FIGURES.items():
+        src = Path(results) / rel
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: the README figure {name} comes from it; run the demo")
+        dst = Path(img_dir) / name
+        shutil.copyfile(src, dst)
+        out.append(dst)
+    return out
 
 
 def snippets(results: str | Path) -> dict[str, str]:
