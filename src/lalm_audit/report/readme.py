@@ -151,10 +151,19 @@ def _controlled(results: Path) -> str:
     return to_markdown(pd.DataFrame(rows)) + "\n" + to_markdown(pd.DataFrame(eps))
 
 
+def _audit_wide(results: Path) -> str:
+    text = (results / "mia" / "summary.md").read_text()
+    line = next((ln for ln in text.splitlines() if ln.startswith("Audit-wide:")), None)
+    if line is None:
+        raise ValueError(f"{results / 'mia' / 'summary.md'} has no audit-wide line")
+    return f"> {line}\n"
+
+
 MACHINE = "machine"
 SNIPPETS: dict[str, Callable[[Path], str]] = {
     MACHINE: _machine,
     "mia": _mia,
+    "audit-wide": _audit_wide,
     "splits": _splits,
     "correlation": _correlation,
     "disentangle": _disentangle,
@@ -221,6 +230,8 @@ def _cells(line: str) -> list[str]:
 
 def _same_shape(a: str, b: str) -> bool:
     """The same table: identical header and separator, the same rows under the same first cell."""
+    if not a.lstrip().startswith("|"):  # a sentence: the same words, any numbers
+        return _NUM.sub("#", a).split() == _NUM.sub("#", b).split()
     la, lb = a.strip().splitlines(), b.strip().splitlines()
     if len(la) != len(lb) or la[:2] != lb[:2]:
         return False
