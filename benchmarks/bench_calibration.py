@@ -8,7 +8,7 @@ through the real stage functions:
 - model worlds: ``mia.aggregate_attack`` + ``mia.aggregate_null`` and
   ``verdicts.learned_signal_verdict`` (the aggregated attack's "signal"),
   then (every simulation of a null model world, the first ``--correlation-sims``
-  of the others) ``analysis.confound_adjusted`` on the aggregate's score and
+  of the others) ``correlation.confound_adjusted`` on the aggregate's score and
   ``verdicts.correlation_verdict`` ("membership signal beyond the blind
   artifacts"). The null model worlds: a model with no signal at all, and one
   whose scores read a recording shift the blind features also see, on a split
@@ -59,8 +59,8 @@ from scipy.stats import binomtest
 
 from lalm_audit import blind, mia, simulate, verdicts
 from lalm_audit import evaluation as ev
-from lalm_audit.analysis import confound_adjusted
 from lalm_audit.config import BlindConfig, EvaluationConfig, VerdictsConfig
+from lalm_audit.correlation import confound_adjusted
 
 DEMO_N = 120  # the demo's size: 60 members + 60 non-members
 

@@ -1,6 +1,6 @@
 """Correlation-stage benchmark: the confound adjustment with shared per-fold fits vs one fit per score.
 
-``analysis.adjust_many`` regresses every score on the blind side in each outer fold: a
+``correlation.adjust_many`` regresses every score on the blind side in each outer fold: a
 nearest-neighbour regression on the blind propensity, then a ridge on the blind features.
 Until this change it refit both once per score (``shared_fits=False``, still callable, timed
 here as the baseline); now one neighbour search and one multi-target ``RidgeCV`` (a penalty
@@ -32,7 +32,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import StandardScaler
 
-from lalm_audit.analysis import adjust_many
+from lalm_audit.correlation import adjust_many
 from lalm_audit.io import machine_identity
 
 

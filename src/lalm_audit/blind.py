@@ -960,7 +960,7 @@ def summary_markdown(
     dataset: str, res: BlindResult, evaluation: EvaluationConfig, verdict_cfg: Any, *, seed: int
 ) -> str:
     """A short Markdown report: AUC table, permutation null, the verdict, and what separates the classes."""
-    from lalm_audit.report.tables import tpr_cell
+    from lalm_audit.render.tables import tpr_cell
 
     m = res.metrics
     blind = m[m["control"] == BLIND]

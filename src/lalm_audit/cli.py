@@ -424,7 +424,7 @@ def _splits_of(cfg: Config, res: Path, ds: str) -> dict[str, str | None]:
     args=_model_results_args,
 )
 def cmd_correlation(args: argparse.Namespace) -> int:
-    from lalm_audit.analysis import run_correlation
+    from lalm_audit.correlation import run_correlation
 
     res = Path(args.results)
     for cfg, model, ds, response in _each_run(args):

@@ -147,7 +147,8 @@ def run_heatmap(
     workers: int = 1,
 ) -> pd.DataFrame:
     """The heatmap stage: read every audited dataset's features, write the table and the figure(s)."""
-    from lalm_audit.report.figures import heatmap_figure, save_figure
+    from lalm_audit.render.figures import heatmap_figure  # matplotlib loads only when drawing
+    from lalm_audit.render.style import save
 
     datasets = datasets or cfg.audit_datasets()
     groups = cfg.blind.heatmap.groups or cfg.features.groups
@@ -156,9 +157,10 @@ def run_heatmap(
     out = Path(out) if out is not None else Path(results) / "blind" / "heatmap.parquet"
     prov = io.provenance("blind-heatmap", cfg, datasets=",".join(datasets))
     io.write_table(df, out, schema=HEATMAP, prov=prov)
-    fig = heatmap_figure(df)
-    for path in figure or [out.with_suffix(".png"), out.with_suffix(".pdf")]:
-        save_figure(fig, path)
+    fig = heatmap_figure(
+        heatmap_matrix(df), heatmap_matrix(df, "pair_kind"), classifiers=df["classifier"]
+    )
+    save(fig, *(figure or [out.with_suffix(".png"), out.with_suffix(".pdf")]), tight=True)
     neutral = df[df["pair_kind"] == "membership-neutral"]
     if len(neutral):
         log.info(

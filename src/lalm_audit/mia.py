@@ -42,7 +42,6 @@ from lalm_audit.evaluation import StratifiedResamples, auc, bootstrap_auc_ci, ev
 log = logging.getLogger(__name__)
 
 AGGREGATE = "aggregate"
-NOT_CHECKED = "no blind-baseline check was run for this evaluation"
 
 
 @dataclass(frozen=True)
@@ -393,7 +392,7 @@ def mark_confounded(metrics: pd.DataFrame, status: pd.DataFrame | None) -> pd.Da
     out = metrics.copy()
     if status is None:
         out["confounded"] = False
-        out["blind_verdict"] = NOT_CHECKED
+        out["blind_verdict"] = verdicts.NOT_CHECKED
         return out
     st = status.set_index("split")
     missing = sorted(set(out["split"]) - set(st.index))
@@ -411,23 +410,9 @@ def aggregate_word(signal: bool, confounded: bool) -> str:
     return "NOT IDENTIFIABLE (shifted split)" if confounded else "signal"
 
 
-def status_word(r: Any) -> str:
-    """'at chance' or 'CONFOUNDED' for a headline row."""
-    if (
-        "confounded" not in r
-        or pd.isna(r.get("confounded"))
-        or r.get("blind_verdict") == NOT_CHECKED
-    ):
-        return "not checked"
-    if r["confounded"]:
-        return "CONFOUNDED"
-    state = str(r.get("blind_verdict", "")).split(":", 1)[0]
-    return {"clean": "clean", "inconclusive": "uncertified"}.get(state, "at chance")
-
-
 def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> str:
     """Readable summary: headline per split, then the top indicators per split."""
-    from lalm_audit.report.tables import tpr_cell
+    from lalm_audit.render.tables import tpr_cell
 
     lines = ["# Membership inference results", ""]
     h = headline(metrics, fpr)
@@ -441,7 +426,7 @@ def markdown_table(metrics: pd.DataFrame, fpr: float = 0.01, top: int = 10) -> s
             else "-"
         )
         lines.append(
-            f"| {r['split']} | {status_word(r)} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
+            f"| {r['split']} | {verdicts.status_word(r)} | {r['n_members']} | {r['n_nonmembers']} | {loss} | {r['agg_auc']:.3f} [{r['agg_lo']:.3f}, {r['agg_hi']:.3f}] "
             f"| {tpr_cell(r, fpr, 'agg_tpr')} | {r['p_perm']:.2g}: {r['agg_verdict']} | {r['best']}: {r['best_auc']:.3f} [{r['best_lo']:.3f}, {r['best_hi']:.3f}] |"
         )
     for split, m in metrics.groupby("split", sort=False):
@@ -482,7 +467,7 @@ def run_mia_summary(
     from pathlib import Path
 
     from lalm_audit import io
-    from lalm_audit.report.tables import to_markdown
+    from lalm_audit.render.tables import to_markdown
 
     frames = []
     for p in metric_paths:
@@ -510,12 +495,12 @@ def run_mia_summary(
 
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The readable headline table (one row per dataset x model x response x split) of a summary table."""
-    from lalm_audit.report.tables import fmt_ci, tpr_cell
+    from lalm_audit.render.tables import fmt_ci, tpr_cell
 
     fpr = float(table["tpr_fpr"].iloc[0]) if "tpr_fpr" in table and len(table) else 0.01
     return pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "response": table["response"], "split": table["split"],
-        "blind baseline": [status_word(r) for _, r in table.iterrows()],
+        "blind baseline": [verdicts.status_word(r) for _, r in table.iterrows()],
         "members / non-members": table["n_members"].astype(str) + " / " + table["n_nonmembers"].astype(str),
         "loss AUC [95% CI]": [fmt_ci(*r) for r in table[["loss_auc", "loss_lo", "loss_hi"]].itertuples(index=False)]
         if "loss_auc" in table else "-",

@@ -407,8 +407,8 @@ def run_splits(
     from lalm_audit import io
     from lalm_audit.blind import BLIND, load_blind
     from lalm_audit.features import load_features
-    from lalm_audit.report.mia_figures import before_after_figure
-    from lalm_audit.report.style import save
+    from lalm_audit.render.mia_figures import before_after_figure
+    from lalm_audit.render.style import save
     from lalm_audit.schemas import CLEAN_SPLIT, SPLIT_STATUS
 
     out = Path(out_dir) if out_dir is not None else Path(results) / "splits" / dataset

@@ -226,13 +226,13 @@ STAGES: dict[str, Stage] = {
                 "splits.methods",
                 *_BLIND,
             ),
-            (f"{PACKAGE}.analysis",),
+            (f"{PACKAGE}.correlation",),
         ),
         Stage(
             "disentangle",
             ("disentangle",),
             ("seed", "evaluation", "analysis", "perturb.conditions", "splits.methods"),
-            (f"{PACKAGE}.analysis",),
+            (f"{PACKAGE}.disentangle",),
         ),
         Stage(
             "roc", ("roc",), ("analysis.targets", "splits.methods"), (f"{PACKAGE}.report.build",)

@@ -303,3 +303,22 @@ def audit_wide_line(p_values: Any, signals: Any, alpha: float, shuffles: int) ->
             f"a family-wise reading needs verdicts.aggregate_shuffles >= {need})"
         )
     return line + "."
+
+
+NOT_CHECKED = "no blind-baseline check was run for this evaluation"
+
+
+def status_word(r: Any) -> str:
+    """The blind-baseline word of an MIA headline row (``mia.mark_confounded``): "not checked",
+    "CONFOUNDED" (the split's blind baseline separates), "clean" (certified within the margin),
+    "uncertified" (inconclusive) or "at chance"."""
+    if (
+        "confounded" not in r
+        or pd.isna(r.get("confounded"))
+        or r.get("blind_verdict") == NOT_CHECKED
+    ):
+        return "not checked"
+    if r["confounded"]:
+        return "CONFOUNDED"
+    state = str(r.get("blind_verdict", "")).split(":", 1)[0]
+    return {"clean": "clean", "inconclusive": "uncertified"}.get(state, "at chance")

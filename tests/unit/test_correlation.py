@@ -59,7 +59,7 @@ def write_world(ds: str, shifted: bool, seed: int) -> pd.DataFrame:
 
 
 def run(ds: str, shifted: bool, seed: int):
-    from lalm_audit.analysis import run_correlation
+    from lalm_audit.correlation import run_correlation
 
     write_world(ds, shifted, seed)
     c = cfg(ds)
@@ -107,7 +107,7 @@ def test_real_memorization_survives_the_adjustment(in_tmp):
 
 
 def test_the_scatter_grid_carries_its_axes_and_statistics():
-    from lalm_audit.report.mia_figures import correlation_grid_figure
+    from lalm_audit.render.mia_figures import correlation_grid_figure
 
     rng = np.random.default_rng(0)
     y = np.repeat([1, 0], 20)
@@ -124,7 +124,7 @@ def test_the_scatter_grid_carries_its_axes_and_statistics():
 
 
 def test_an_unknown_target_names_itself(in_tmp):
-    from lalm_audit.analysis import run_correlation
+    from lalm_audit.correlation import run_correlation
 
     write_world("d", shifted=False, seed=2)
     c = cfg("d").model_copy(

@@ -19,7 +19,7 @@ from lalm_audit.mia import (
     markdown_table,
     summary_frame,
 )
-from lalm_audit.report.tables import fmt_tpr, tpr_cell
+from lalm_audit.render.tables import fmt_tpr, tpr_cell
 from lalm_audit.schemas import CORRELATION, MIA_METRICS
 
 matplotlib.use("Agg")
@@ -275,8 +275,8 @@ def test_correlation_of_a_constant_is_undefined_not_zero():
 
 
 def test_correlation_table_and_figure_accept_a_constant_score():
-    from lalm_audit.analysis import correlation_table
-    from lalm_audit.report.mia_figures import correlation_grid_figure
+    from lalm_audit.correlation import correlation_table
+    from lalm_audit.render.mia_figures import correlation_grid_figure
 
     rng = np.random.default_rng(6)
     ids = [f"it{i:02d}" for i in range(40)]

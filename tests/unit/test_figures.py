@@ -4,13 +4,13 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 
-from lalm_audit.report.mia_figures import (
+from lalm_audit.render.mia_figures import (
     before_after_figure,
     disentanglement_figure,
     roc_figure,
 )
-from lalm_audit.report.style import save
-from lalm_audit.report.tables import fmt_ci, to_latex, to_markdown
+from lalm_audit.render.style import save
+from lalm_audit.render.tables import fmt_ci, to_latex, to_markdown
 
 rng = np.random.default_rng(0)
 Y = np.r_[np.ones(50), np.zeros(50)].astype(int)

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from lalm_audit.config import BlindConfig, EvaluationConfig
 from lalm_audit.features import feature_set
 from lalm_audit.heatmap import heatmap, heatmap_matrix, make_sides
-from lalm_audit.report.figures import heatmap_figure, save_figure
+from lalm_audit.render.figures import heatmap_figure
+from lalm_audit.render.style import save
 
 CFG = BlindConfig(heatmap={"folds": 4})
 EVAL = EvaluationConfig(bootstrap=200)
@@ -63,14 +64,20 @@ def test_dataset_pairing_has_one_side_per_dataset():
     assert len(t) == 2 and (t["auc"] > 0.9).all() and (t["label_a"] == "all").all()
 
 
+def draw(table):
+    return heatmap_figure(
+        heatmap_matrix(table), heatmap_matrix(table, "pair_kind"), classifiers=table["classifier"]
+    )
+
+
 def test_figure_marks_membership_neutral_cells(table, tmp_path):
-    fig = heatmap_figure(table)
+    fig = draw(table)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     boxes = [p for p in ax.patches if p.get_linewidth() > 2]
     assert len(boxes) == 2  # (a:members, b:members) and its mirror
     for ext in ("png", "pdf"):
-        save_figure(fig, tmp_path / f"h.{ext}")
+        save(draw(table), tmp_path / f"h.{ext}", tight=True)
         first = (tmp_path / f"h.{ext}").read_bytes()
-        save_figure(heatmap_figure(table), tmp_path / f"h.{ext}")
+        save(draw(table), tmp_path / f"h.{ext}", tight=True)
         assert (tmp_path / f"h.{ext}").read_bytes() == first  # no timestamps: byte-stable

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from lalm_audit import io
-from lalm_audit.analysis import run_disentangle
 from lalm_audit.config import parse_config
+from lalm_audit.disentangle import run_disentangle
 from lalm_audit.schemas import SPLIT_STATUS
 
 N = 40
@@ -89,7 +89,7 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
 
 
 def test_disentanglement_and_before_after_figures_carry_their_axes():
-    from lalm_audit.report.mia_figures import before_after_figure, disentanglement_figure
+    from lalm_audit.render.mia_figures import before_after_figure, disentanglement_figure
 
     d = pd.DataFrame({
         "condition": ["original", "silence", "noise"], "auc": [0.97, 0.5, 0.96],

@@ -12,12 +12,12 @@ import torch
 from lalm_audit import io
 from lalm_audit.config import parse_config
 from lalm_audit.models import ADAPTERS
+from lalm_audit.models.base import load_clips
 from lalm_audit.models.testing import TINY_TEXTS, save_tiny, tiny_model
 from lalm_audit.schemas import GENERATIONS, MANIFEST, REJECTED, TOKEN_STATS
 from lalm_audit.scoring import paths, token_stats
 from lalm_audit.scoring import run as score_run
 from lalm_audit.scoring.pipeline import (
-    load_clips,
     score_batch,
     select_shard,
     shard_of,

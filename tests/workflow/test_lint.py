@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,17 @@ def test_ruff_is_clean():
     assert res.returncode == 0, res.stdout + res.stderr
     res = run(*BIN, "ruff", "format", "--check", ".")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_import_contract_holds():
+    """Layers (entry points > report > studies > stages > render > verdicts > core) and no cycle
+    between siblings, read from [tool.importlinter] in pyproject.toml. import-linter's graph
+    includes imports inside functions, so none can hide a cycle."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    res = run(str(lint), "--no-cache")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "2 kept, 0 broken" in out, out
 
 
 def test_demo_dry_run_plans_every_stage(tmp_path):

@@ -1,29 +1,9 @@
-# Target-model scoring: demo models, stage-1 generation, stage-2 token statistics.
+# Target-model scoring: stage-1 generation, stage-2 token statistics.
 # One job per (model, dataset, condition, shard); shards are merged per stage.
 
 
 localrules:
     merge_generations,
-
-
-if DEMO_MODELS:
-
-    rule demo_model:
-        input:
-            demo_model_manifests,
-        output:
-            directory("results/models/{demo_model}"),
-        log:
-            "results/logs/demo_model/{demo_model}.log",
-        benchmark:
-            "results/benchmarks/demo_model/{demo_model}.tsv"
-        conda:
-            ENV
-        threads: 1
-        params:
-            stage=stage_params("demo_model"),
-        script:
-            "../scripts/demo_model.py"
 
 
 rule generate:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lalm_audit.analysis import run_correlation
+from lalm_audit.correlation import run_correlation
 from lalm_audit.workflow import split_paths, start_job
 
 cfg = start_job(snakemake)

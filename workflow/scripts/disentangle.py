@@ -1,6 +1,6 @@
 """Perturbation conditions against the original audio (rule disentangle)."""
 
-from lalm_audit.analysis import run_disentangle
+from lalm_audit.disentangle import run_disentangle
 from lalm_audit.workflow import split_paths, start_job
 
 cfg = start_job(snakemake)

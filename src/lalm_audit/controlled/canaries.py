@@ -233,7 +233,8 @@ def audit_canaries(
     """Score every canary (mean response-token loss of its transcript) and test the pairs."""
     from sklearn.metrics import roc_auc_score
 
-    from lalm_audit.scoring.pipeline import load_clips, score
+    from lalm_audit.models.base import load_clips
+    from lalm_audit.scoring.pipeline import score
 
     split = ControlledSplit.from_manifest(manifest)
     privacy = privacy or PrivacyConfig()

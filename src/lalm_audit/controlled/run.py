@@ -19,7 +19,7 @@ from lalm_audit.config import Config, ControlledConfig
 from lalm_audit.controlled.split import COLUMNS, ControlledSplit, draw_controlled
 from lalm_audit.errors import LalmAuditError
 from lalm_audit.evaluation import tpr_column
-from lalm_audit.report.tables import tpr_cell
+from lalm_audit.render.tables import tpr_cell
 from lalm_audit.schemas import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def run_controlled_split(cfg: Config, pool_manifest: str | Path, out: str | Path
 
 def _train_items(adapter: Any, manifest: pd.DataFrame, policy: str) -> list[Any]:
     from lalm_audit.controlled.finetune import TrainItem
-    from lalm_audit.scoring.pipeline import load_clips
+    from lalm_audit.models.base import load_clips
 
     members = manifest[manifest["label"] == 1]
     clips, rejected = load_clips(adapter, members, policy)
@@ -149,7 +149,8 @@ def item_losses(
     adapter: Any, manifest: pd.DataFrame, *, prompt: str, batch_size: int, policy: str
 ) -> pd.Series:
     """Mean response-token loss of each item's transcript (teacher-forced), by item id."""
-    from lalm_audit.scoring.pipeline import load_clips, score
+    from lalm_audit.models.base import load_clips
+    from lalm_audit.scoring.pipeline import score
 
     clips, rejected = load_clips(adapter, manifest, policy)
     if rejected:
@@ -308,7 +309,7 @@ def exposure_figure(
     alias: str, split: ControlledSplit, metrics: pd.DataFrame, *paths: str | Path
 ) -> None:
     """AUC (with CI) of members seen r times per epoch against all held-out items, for each r."""
-    from lalm_audit.report.style import COLORS, new_figure, save
+    from lalm_audit.render.style import COLORS, new_figure, save
 
     fig, ax = new_figure(5.2, 3.6)
     reps = list(split.repetition_set)

@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
+
+from lalm_audit.audio import load_item
+from lalm_audit.errors import AudioError
 
 log = logging.getLogger(__name__)
 
@@ -437,3 +441,49 @@ def _expansion_shift(replacements: list[dict[str, Any]]) -> Any:
         return pos + sum(d for end, d in spans if end <= pos)
 
     return shift
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass(frozen=True)
+class Clip:
+    item_id: str
+    samples: np.ndarray
+    truncated: bool
+
+
+def load_clips(
+    adapter: LALMAdapter, rows: pd.DataFrame, policy: str, *, dataset: str = ""
+) -> tuple[list[Clip], list[dict[str, Any]]]:
+    """Decode every row at the model's rate and fit it to the model's audio window.
+
+    Returns the clips and the rejections (``REJECTED`` rows): undecodable
+    audio, or a clip too long for the model under ``long_clip_policy=reject``.
+    """
+    sr, window = adapter.sampling_rate, adapter.audio_window_s()
+    clips: list[Clip] = []
+    rejected: list[dict[str, Any]] = []
+    for row in rows.itertuples(index=False):
+        src = str(getattr(row, "audio_path", None) or "<embedded bytes>")
+        try:
+            samples = load_item(row, target_sr=sr)
+        except AudioError as exc:
+            rejected.append(_rejection(dataset, row.item_id, src, exc.code, str(exc)))
+            continue
+        d = apply_clip_policy(samples, sr, window, policy, row.item_id)
+        if d.rejected:
+            rejected.append(_rejection(dataset, row.item_id, src, "too_long_for_model", d.reason))
+            continue
+        clips.append(Clip(row.item_id, d.samples, d.truncated))  # type: ignore[arg-type]
+    return clips, rejected
+
+
+def _rejection(dataset: str, item_id: str, source: str, code: str, reason: str) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "item_id": item_id,
+        "source": source,
+        "reason_code": code,
+        "reason": reason,
+    }

@@ -31,7 +31,7 @@ import torch
 from lalm_audit import io
 from lalm_audit.config import Config, DemoModelsConfig
 from lalm_audit.errors import LalmAuditError
-from lalm_audit.models.base import LALMAdapter
+from lalm_audit.models.base import LALMAdapter, load_clips
 from lalm_audit.models.families import Qwen2AudioAdapter
 from lalm_audit.models.tokenizer import BASE_SPECIAL_TOKENS, train_bpe_tokenizer
 
@@ -123,8 +123,6 @@ def training_items(cfg: Config, alias: str, manifests: Mapping[str, pd.DataFrame
 
 def _encode(adapter: LALMAdapter, items: pd.DataFrame, prompt: str, policy: str) -> list[dict]:
     """One encoded example per item: inputs, and labels on the response + end-of-turn tokens only."""
-    from lalm_audit.scoring.pipeline import load_clips
-
     clips, rejected = load_clips(adapter, items, policy, dataset="demo-training")
     if rejected:
         log.warning("%d training clips skipped: %s", len(rejected), rejected[0]["reason"])

@@ -1,1 +1,5 @@
-"""Tables and figures from Parquet results (no paths inside: functions take frames, return figures/text)."""
+"""The report layer: tables, figures and README blocks assembled from the stages' Parquet results.
+
+The top of the import stack: it may import stage modules and :mod:`lalm_audit.render`; no
+stage module imports it (``[tool.importlinter]`` in pyproject.toml).
+"""

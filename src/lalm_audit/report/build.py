@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lalm_audit import io, verdicts
-from lalm_audit.report.tables import adjusted_table, fmt_ci, to_latex, to_markdown
+from lalm_audit.render.tables import adjusted_table, fmt_ci, to_latex, to_markdown
 
 
 def _parts(path: str | Path, n: int) -> tuple[str, ...]:
@@ -46,9 +46,9 @@ def run_roc(
     """ROC curves of the analysis targets and the aggregate, one panel per split (members positive); returns the figure."""
     import matplotlib.pyplot as plt
 
-    from lalm_audit.analysis import average_renderings, parse_targets, target_scores
-    from lalm_audit.report.mia_figures import draw_roc
-    from lalm_audit.report.style import save
+    from lalm_audit.render.mia_figures import draw_roc
+    from lalm_audit.render.style import save
+    from lalm_audit.targets import average_renderings, parse_targets, target_scores
 
     scores = average_renderings(io.read_table(scores_path))
     labels = scores.drop_duplicates("item_id").set_index("item_id")["label"].astype(int)

@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from lalm_audit import io, verdicts
-from lalm_audit.mia import status_word
-from lalm_audit.report.tables import fmt_ci, to_markdown
+from lalm_audit.render.tables import fmt_ci, to_markdown
+from lalm_audit.verdicts import status_word
 
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
 BLOCK = re.compile(

@@ -21,6 +21,7 @@ import torch
 from lalm_audit import io
 from lalm_audit.config import Config
 from lalm_audit.errors import LalmAuditError
+from lalm_audit.models.base import load_clips
 from lalm_audit.schemas import GENERATIONS, REJECTED, TOKEN_STATS
 from lalm_audit.scoring import paths
 from lalm_audit.scoring.merge import merge_shards
@@ -28,7 +29,6 @@ from lalm_audit.scoring.pipeline import (
     ResponseInput,
     base_item_id,
     generate,
-    load_clips,
     score,
     select_shard,
     stats_function,

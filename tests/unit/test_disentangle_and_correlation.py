@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lalm_audit.analysis import average_renderings, compare_conditions, correlation_table
+from lalm_audit.correlation import correlation_table
+from lalm_audit.disentangle import compare_conditions
+from lalm_audit.targets import average_renderings
 
 
 def table(ids, labels, scores, sl="response", ind="loss"):
@@ -90,7 +92,7 @@ def _blind_world(seed: int, spurious: bool):
 
 
 def test_confound_adjustment_removes_a_spurious_signal():
-    from lalm_audit.analysis import confound_adjusted
+    from lalm_audit.correlation import confound_adjusted
 
     score, y, X, pre = _blind_world(0, spurious=True)
     r = confound_adjusted(score, y, X, pre, folds=5, n_resamples=300)
@@ -101,7 +103,7 @@ def test_confound_adjustment_removes_a_spurious_signal():
 
 
 def test_confound_adjustment_keeps_real_memorization():
-    from lalm_audit.analysis import confound_adjusted
+    from lalm_audit.correlation import confound_adjusted
 
     score, y, X, pre = _blind_world(1, spurious=False)
     r = confound_adjusted(score, y, X, pre, folds=5, n_resamples=300)
@@ -111,8 +113,8 @@ def test_confound_adjustment_keeps_real_memorization():
 
 def test_disentangle_stage_writes_table_and_chart(in_tmp):
     from lalm_audit import io
-    from lalm_audit.analysis import run_disentangle
     from lalm_audit.config import parse_config
+    from lalm_audit.disentangle import run_disentangle
 
     rng = np.random.default_rng(5)
     io.write_table(table(IDS, Y, rng.normal(size=2 * N) + 2 * Y), "orig.parquet")
@@ -142,7 +144,7 @@ def test_shared_fits_give_the_per_score_fits_residuals():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from lalm_audit.analysis import adjust_many
+    from lalm_audit.correlation import adjust_many
 
     rng = np.random.default_rng(5)
     n = 90

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from lalm_audit.evaluation import auc
-from lalm_audit.report.style import COLORS, new_figure
+from lalm_audit.render.style import COLORS, new_figure
 
 
 def draw_roc(

@@ -81,7 +81,7 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
 
 def adjusted_table(adj: pd.DataFrame) -> pd.DataFrame:
     """The confound-adjustment table for readers: one row per split x target."""
-    from lalm_audit.mia import status_word
+    from lalm_audit.verdicts import status_word
 
     rows = []
     for _, r in adj.iterrows():

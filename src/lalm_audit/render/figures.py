@@ -1,13 +1,13 @@
 """Figures from result tables: each function takes data frames and returns a matplotlib Figure.
 
-Saving is separate (:func:`save_figure`), so the report stage can collect the
+Saving is separate (:func:`lalm_audit.render.style.save`, the one saver), so the report stage can collect the
 same figures into a Snakemake report. Matplotlib runs on the Agg backend (no
 display needed); saved files carry no timestamps, so reruns are byte-stable.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -19,13 +19,21 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from lalm_audit.io import atomic_path
-
 NEUTRAL_COLOR = "#1f4e9c"
 
 
-def heatmap_figure(df: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """The cross-dataset heatmap (``lalm_audit.heatmap`` table): blind AUC of every pair of sides.
+def heatmap_figure(
+    mat: pd.DataFrame,
+    kind: pd.DataFrame,
+    *,
+    classifiers: Sequence[str] = (),
+    title: str | None = None,
+) -> Figure:
+    """The cross-dataset heatmap: blind AUC of every pair of sides.
+
+    ``mat`` is the AUC matrix and ``kind`` the pair kinds, side by side
+    (``lalm_audit.heatmap.heatmap_matrix`` of the heatmap table, for ``"auc"``
+    and ``"pair_kind"``); ``classifiers`` names the checks in the title.
 
     Cells run from white (0.5, chance) to dark red (1.0, perfectly separable).
     Membership-neutral cells (two member sets) are outlined in blue: any red
@@ -33,10 +41,6 @@ def heatmap_figure(df: pd.DataFrame, *, title: str | None = None) -> Figure:
     explain. Within-dataset cells (a dataset's own members vs non-members)
     are outlined with a dashed line.
     """
-    from lalm_audit.heatmap import heatmap_matrix
-
-    mat = heatmap_matrix(df)
-    kind = heatmap_matrix(df, "pair_kind")
     sides = list(mat.index)
     n = len(sides)
     size = max(4.5, 0.75 * n + 2.5)
@@ -72,22 +76,9 @@ def heatmap_figure(df: pd.DataFrame, *, title: str | None = None) -> Figure:
         ],
         loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False,
     )  # fmt: skip
-    clf = ", ".join(sorted(set(df["classifier"]))) if len(df) else ""
+    clf = ", ".join(sorted(set(classifiers)))
     ax.set_title(
         title or f"Blind AUC between groups of items, no model ({clf})", fontsize=10, pad=24
     )
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> None:
-    """Save atomically as PNG/PDF/SVG (from the extension), without timestamps."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    meta = {
-        "png": {"Software": None},
-        "pdf": {"CreationDate": None, "Producer": None},
-        "svg": {"Date": None},
-    }
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta.get(fmt))

@@ -1,5 +1,4 @@
-"""Phase-2/3 analyses on stored scores: how much of an MIA signal blind artifacts explain, and which
-modality carries it.
+"""How much of an MIA signal the blind artifacts explain.
 
 - :func:`correlation_table`: each indicator against the blind classifier's
   out-of-fold logit (Pearson and Spearman with bootstrap CIs).
@@ -7,108 +6,22 @@ modality carries it.
   regressed out inside CV folds, and the gain of blind + indicator over blind
   alone (nested CV); :func:`lalm_audit.verdicts.correlation_verdict` reads them.
 - :func:`run_correlation`: the correlation stage (both, per split, + figure).
-- :func:`compare_conditions`: each perturbation condition's AUC against the
-  original condition's on the same items (paired stratified bootstrap of the
-  AUC difference), Holm-corrected across conditions.
 
-The analyses are pure functions of data frames; the ``run_*`` stages around
-them only read and write Parquet.
+The analyses are pure functions of data frames; the ``run_*`` stage around
+them only reads and writes Parquet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lalm_audit import verdicts
-from lalm_audit.evaluation import correlation, evaluate, holm, paired_auc_difference
-from lalm_audit.mia import base_item_id
-
-
-def average_renderings(scores: pd.DataFrame) -> pd.DataFrame:
-    """One score per (base item, slice, indicator): re-synthesis renderings ``__r<k>`` are averaged."""
-    s = scores.assign(base=scores["item_id"].map(base_item_id))
-    keys = ["base", "slice", "indicator"]
-    out = (
-        s.groupby(keys, sort=True)
-        .agg(score=("score", "mean"), label=("label", "first"), n=("score", "size"))
-        .reset_index()
-    )
-    return out.rename(columns={"base": "item_id"})
-
-
-def select(scores: pd.DataFrame, slice_name: str, indicator: str) -> pd.Series:
-    """item_id -> score of one (slice, indicator)."""
-    m = scores[(scores["slice"] == slice_name) & (scores["indicator"] == indicator)]
-    return m.set_index("item_id")["score"]
-
-
-def compare_conditions(
-    original: pd.DataFrame,
-    conditions: Mapping[str, pd.DataFrame],
-    targets: Iterable[tuple[str, str]],
-    *,
-    items: set[str] | None = None,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """AUC per condition and its paired difference from the original, per (slice, indicator) target.
-
-    ``original`` and each ``conditions[name]`` are indicator tables (item_id,
-    label, slice, indicator, score); derived ids are mapped back to their base
-    item, renderings averaged. Only items present under both conditions are
-    compared (``n_members``/``n_nonmembers`` say how many). Holm's correction
-    runs across the conditions of each target.
-    """
-    orig = average_renderings(original)
-    conds = {name: average_renderings(df) for name, df in conditions.items()}
-    labels = orig.drop_duplicates("item_id").set_index("item_id")["label"].astype(int)
-    rows: list[dict[str, Any]] = []
-    for sl, ind in targets:
-        o = select(orig, sl, ind)
-        if o.empty:
-            raise ValueError(
-                f"analysis target {sl}/{ind} is not in the indicator table; "
-                "list '<slice>/<indicator>' names the indicators stage writes"
-            )
-        if items is not None:
-            o = o[o.index.isin(items)]
-        if o.empty:
-            continue
-        y0 = labels.loc[o.index].to_numpy()
-        e0 = evaluate(y0, o.to_numpy(), n_resamples=n_resamples, confidence=confidence, seed=seed)
-        rows.append({"condition": "original", "slice": sl, "indicator": ind, **e0.as_row(), "diff": 0.0, "diff_lo": 0.0,
-                     "diff_hi": 0.0, "p_value": np.nan, "p_holm": np.nan, "significant": False})  # fmt: skip
-        block: list[dict[str, Any]] = []
-        for name, df in conds.items():
-            c = select(df, sl, ind)
-            common = o.index.intersection(c.index)
-            if len(common) == 0:
-                continue
-            y = labels.loc[common].to_numpy()
-            e = evaluate(
-                y,
-                c.loc[common].to_numpy(),
-                n_resamples=n_resamples,
-                confidence=confidence,
-                seed=seed,
-            )
-            d = paired_auc_difference(y, c.loc[common].to_numpy(), o.loc[common].to_numpy(), n_resamples=n_resamples,
-                                      confidence=confidence, seed=seed)  # fmt: skip
-            block.append({"condition": name, "slice": sl, "indicator": ind, **e.as_row(), "diff": d.diff,
-                          "diff_lo": d.diff_lo, "diff_hi": d.diff_hi, "p_value": d.p_value})  # fmt: skip
-        if block:
-            adj = holm([r["p_value"] for r in block])
-            for r, p in zip(block, adj, strict=True):
-                r["p_holm"] = float(p)
-                r["significant"] = bool(p < alpha)
-            rows.extend(block)
-    return pd.DataFrame(rows)
+from lalm_audit.evaluation import correlation, evaluate, paired_auc_difference
+from lalm_audit.targets import average_renderings, parse_targets, target_scores
 
 
 def correlation_table(
@@ -141,9 +54,6 @@ def correlation_table(
                          "pearson_lo": c.pearson_lo, "pearson_hi": c.pearson_hi, "spearman_r": c.spearman,
                          "spearman_lo": c.spearman_lo, "spearman_hi": c.spearman_hi, "n": c.n})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- confound-adjusted MIA
 
 
 def _fold_ids(labels: np.ndarray, folds: int | np.ndarray, seed: int) -> np.ndarray:
@@ -323,85 +233,6 @@ def confound_adjusted(
     )["score"]  # fmt: skip
 
 
-# --------------------------------------------------------------------------- stages (I/O at the edges)
-
-
-def parse_targets(targets: Iterable[str]) -> list[tuple[str, str]]:
-    return [tuple(t.split("/", 1)) for t in targets]  # type: ignore[misc]
-
-
-def run_disentangle(
-    cfg: Any,
-    original_scores: str,
-    condition_scores: Mapping[str, str],
-    splits: Mapping[str, str | None],
-    out: str,
-    figure_png: str | None = None,
-    figure_pdf: str | None = None,
-    title: str = "",
-    status_path: str | None = None,
-) -> pd.DataFrame:
-    """Disentanglement stage: every condition against the original, per split and target, with a chart.
-
-    The chart shows the first target of the first split (the headline); the
-    table holds all of them.
-    """
-    from lalm_audit import io
-    from lalm_audit.schemas import DISENTANGLEMENT
-
-    orig = io.read_table(original_scores)
-    conds = {c: io.read_table(p) for c, p in condition_scores.items()}
-    # the aggregated attack is cross-validated per split on the original scores only: not compared here
-    targets = [t for t in parse_targets(cfg.analysis.targets) if t != ("all", "aggregate")]
-    frames = []
-    for split, path in splits.items():
-        items = None if path is None else set(io.read_table(path, columns=["item_id"])["item_id"])
-        df = compare_conditions(orig, conds, targets, items=items, n_resamples=cfg.evaluation.bootstrap,
-                                confidence=cfg.evaluation.confidence, alpha=cfg.analysis.alpha, seed=cfg.seed)  # fmt: skip
-        df.insert(0, "split", split)
-        frames.append(df)
-    table = pd.concat(frames, ignore_index=True)
-    from lalm_audit.mia import mark_confounded
-
-    table = mark_confounded(table, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("disentangle", cfg)
-    io.write_table(table, out, schema=DISENTANGLEMENT, prov=prov)
-    if figure_png:
-        from lalm_audit.report.mia_figures import disentanglement_figure
-        from lalm_audit.report.style import save
-
-        first_split = next(iter(splits))
-        sl, ind = targets[0]
-        sub = table[
-            (table["split"] == first_split) & (table["slice"] == sl) & (table["indicator"] == ind)
-        ]
-        fig = disentanglement_figure(sub, title=title or f"{sl}/{ind}, split {first_split}")
-        save(fig, *[p for p in (figure_png, figure_pdf) if p])
-    return table
-
-
-def target_scores(
-    scores: pd.DataFrame, aggregate: pd.DataFrame | None, split: str, targets: list[tuple[str, str]]
-) -> dict[tuple[str, str], pd.Series]:
-    """(slice, indicator) -> item_id-indexed score; ``all/aggregate`` is the split's aggregated attack."""
-    out: dict[tuple[str, str], pd.Series] = {}
-    for sl, ind in targets:
-        if (sl, ind) == ("all", "aggregate"):
-            if aggregate is None:
-                continue
-            a = aggregate[aggregate["split"] == split]
-            out[(sl, ind)] = a.set_index("item_id")["score"]
-            continue
-        x = select(scores, sl, ind)
-        if x.empty:
-            raise ValueError(
-                f"analysis target {sl}/{ind} is not in the indicator table; "
-                "list '<slice>/<indicator>' names the indicators stage writes"
-            )
-        out[(sl, ind)] = x
-    return out
-
-
 def run_correlation(
     cfg: Any,
     dataset: str,
@@ -534,7 +365,7 @@ def run_correlation(
     io.write_table(corr, correlation_out, schema=CORRELATION, prov=prov)
     io.write_table(adj, adjusted_out, schema=CONFOUND_ADJUSTED, prov=prov)
     if markdown_out or latex_out:
-        from lalm_audit.report.tables import adjusted_table, to_latex, to_markdown
+        from lalm_audit.render.tables import adjusted_table, to_latex, to_markdown
 
         t = adjusted_table(adj)
         if markdown_out:
@@ -547,8 +378,8 @@ def run_correlation(
                 latex_out,
             )  # fmt: skip
     if figure_png:
-        from lalm_audit.report.mia_figures import correlation_grid_figure
-        from lalm_audit.report.style import save
+        from lalm_audit.render.mia_figures import correlation_grid_figure
+        from lalm_audit.render.style import save
 
         # the first split's rows come first in the table, in the panels' order
         for p, row in zip(panels, adj.to_dict("records"), strict=False):
