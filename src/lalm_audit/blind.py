@@ -52,6 +52,7 @@ from lalm_audit.config import BlindConfig, Config, EvaluationConfig
 from lalm_audit.errors import DatasetError
 from lalm_audit.features.registry import GROUPS
 from lalm_audit.features.table import SEP, FeatureSet, GroupColumns, load_features
+from lalm_audit.layout import RESULTS, Layout
 from lalm_audit.schemas import BLIND_EXPLANATIONS, BLIND_METRICS, BLIND_NULL, BLIND_PREDICTIONS
 
 log = logging.getLogger(__name__)
@@ -1043,22 +1044,17 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def blind_dir(dataset: str, results: str | Path = "results") -> Path:
-    return Path(results) / "blind" / dataset
-
-
 def run_blind(
     cfg: Config,
     dataset: str,
     *,
-    results: str | Path = "results",
+    results: str | Path = RESULTS,
     manifest: str | Path | None = None,
-    out_dir: str | Path | None = None,
     workers: int = 1,
 ) -> BlindResult:
     """The blind stage for one dataset: read its features, cross-validate, write the four outputs.
 
-    Outputs (under ``out_dir``, default ``results/blind/<dataset>/``):
+    Outputs (``Layout(results).blind(dataset, ...)``, i.e. ``results/blind/<dataset>/``):
     ``predictions.parquet``, ``metrics.parquet``, ``explanations.parquet``, ``null.parquet`` (the
     permutation null), ``verdict.json`` (:func:`lalm_audit.verdicts.shift_verdict`), ``summary.md``.
     """
@@ -1072,21 +1068,25 @@ def run_blind(
     res = cross_validate(
         fs, cfg.blind, cfg.evaluation, seed=cfg.seed, dataset=dataset, n_jobs=workers
     )
-    out = Path(out_dir) if out_dir is not None else blind_dir(dataset, results)
+    lay = Layout(str(results))
     prov = io.provenance("blind", cfg, dataset=dataset)
     io.write_table(
-        res.predictions, out / "predictions.parquet", schema=BLIND_PREDICTIONS, prov=prov
-    )
-    io.write_table(res.metrics, out / "metrics.parquet", schema=BLIND_METRICS, prov=prov)
+        res.predictions, lay.blind(dataset, "predictions.parquet"), schema=BLIND_PREDICTIONS,
+        prov=prov,
+    )  # fmt: skip
     io.write_table(
-        res.explanations, out / "explanations.parquet", schema=BLIND_EXPLANATIONS, prov=prov
+        res.metrics, lay.blind(dataset, "metrics.parquet"), schema=BLIND_METRICS, prov=prov
     )
-    io.write_table(res.null, out / "null.parquet", schema=BLIND_NULL, prov=prov)
+    io.write_table(
+        res.explanations, lay.blind(dataset, "explanations.parquet"), schema=BLIND_EXPLANATIONS,
+        prov=prov,
+    )  # fmt: skip
+    io.write_table(res.null, lay.blind(dataset, "null.parquet"), schema=BLIND_NULL, prov=prov)
     verdict = res.verdict(cfg.verdicts)
-    io.write_json({**verdict.as_dict(), "provenance": prov}, out / "verdict.json")
+    io.write_json({**verdict.as_dict(), "provenance": prov}, lay.blind(dataset, "verdict.json"))
     io.write_text(
         summary_markdown(dataset, res, cfg.evaluation, cfg.verdicts, seed=cfg.seed),
-        out / "summary.md",
+        lay.blind(dataset, "summary.md"),
     )
     log.info("%s: %s", dataset, verdict.sentence)
     for _, r in res.metrics[res.metrics["stronger"]].iterrows():
@@ -1097,12 +1097,12 @@ def run_blind(
     return res
 
 
-def load_blind(dataset: str, results: str | Path = "results") -> BlindResult:
+def load_blind(dataset: str, results: str | Path = RESULTS) -> BlindResult:
     """A dataset's blind outputs as written by :func:`run_blind` (e.g. ``load_blind(ds).scores()``)."""
-    d = blind_dir(dataset, results)
+    lay = Layout(str(results))
     return BlindResult(
-        io.read_table(d / "predictions.parquet"),
-        io.read_table(d / "metrics.parquet"),
-        io.read_table(d / "explanations.parquet"),
-        io.read_table(d / "null.parquet"),
+        io.read_table(lay.blind(dataset, "predictions.parquet")),
+        io.read_table(lay.blind(dataset, "metrics.parquet")),
+        io.read_table(lay.blind(dataset, "explanations.parquet")),
+        io.read_table(lay.blind(dataset, "null.parquet")),
     )

@@ -7,6 +7,7 @@ replaying, debugging and scripting single steps.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from lalm_audit import __version__
 from lalm_audit.config import Config, config_json_schema, load_config
 from lalm_audit.errors import LalmAuditError
+from lalm_audit.layout import RESULTS, Layout
 from lalm_audit.logs import setup_logging
 from lalm_audit.workflow import limit_threads
 
@@ -105,7 +107,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 @command(
     "demo-data",
     "render the synthetic demo world (audio + one table per demo dataset)",
-    args=lambda p: p.add_argument("-o", "--out", default="results/demo", help="output folder"),
+    args=lambda p: p.add_argument("-o", "--out", default=Layout().demo_dir(), help="output folder"),
 )
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from lalm_audit.demo import build_world
@@ -121,7 +123,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def _manifest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: all configured")
-    p.add_argument("-o", "--out-dir", default="results/manifests")
+    p.add_argument(
+        "-r", "--results", default=RESULTS, help="results folder (manifests go to its manifests/)"
+    )
 
 
 @command(
@@ -132,7 +136,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     names = args.dataset or list(cfg.datasets)
-    out = Path(args.out_dir)
+    lay = Layout(args.results)
     for name in names:
         if name not in cfg.datasets:
             raise LalmAuditError(
@@ -141,9 +145,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         run_manifest(
             cfg,
             name,
-            out / f"{name}.parquet",
-            out / f"{name}.rejected.parquet",
-            out / f"{name}.summary.json",
+            lay.manifest(name),
+            lay.manifest_rejected(name),
+            lay.manifest_report(name),
             workers=args.workers,
         )
     return 0
@@ -168,10 +172,10 @@ def cmd_demo_model(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if cfg.demo_models is None:
         raise LalmAuditError("the config has no 'demo_models' section; use config/demo.yaml")
-    root = Path(args.root)
-    manifests = {n: root / "results" / "manifests" / f"{n}.parquet" for n in cfg.datasets}
+    lay = Layout.under(args.root)
+    manifests = {n: Path(lay.manifest(n)) for n in cfg.datasets}
     for alias in args.model or list(cfg.demo_models.models):
-        run_demo_model(cfg, alias, manifests, root / "results" / "models" / alias)
+        run_demo_model(cfg, alias, manifests, Path(lay.model_dir(alias)))
     return 0
 
 
@@ -229,7 +233,7 @@ def _features_args(p: argparse.ArgumentParser) -> None:
         "--shard", type=int, help="extract only this shard (0-based); default: all, then merge"
     )
     p.add_argument(
-        "-r", "--results", default="results", help="results folder (manifests are read from it)"
+        "-r", "--results", default=RESULTS, help="results folder (manifests are read from it)"
     )
 
 
@@ -242,28 +246,24 @@ def cmd_features(args: argparse.Namespace) -> int:
     from lalm_audit.features import merge_shards, run_features_shard
 
     cfg = _config(args)
-    res = Path(args.results)
+    lay = Layout(args.results)
     for ds in _audit_names(cfg, args.dataset):
-        manifest = res / "manifests" / f"{ds}.parquet"
+        manifest = lay.manifest(ds)
         for group in args.group or cfg.features.groups:
             n = cfg.features.n_shards(ds, group)
-            shards = [
-                res / "features" / ds / "shards" / group / f"{i}-of-{n}.parquet" for i in range(n)
-            ]
+            shards = [lay.feature_shard(ds, group, i, n) for i in range(n)]
             todo = range(n) if args.shard is None else [args.shard]
             for i in todo:
                 run_features_shard(cfg, ds, group, i, n, manifest, shards[i])
             if args.shard is None:
-                merge_shards(
-                    cfg, ds, group, shards, manifest, res / "features" / ds / f"{group}.parquet"
-                )
+                merge_shards(cfg, ds, group, shards, manifest, lay.features(ds, group))
     return 0
 
 
 def _blind_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
     p.add_argument(
-        "-r", "--results", default="results", help="results folder (features are read from it)"
+        "-r", "--results", default=RESULTS, help="results folder (features are read from it)"
     )
 
 
@@ -317,7 +317,7 @@ def cmd_heatmap(args: argparse.Namespace) -> int:
 
 def _results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", nargs="*", help="dataset(s); default: every audit dataset")
-    p.add_argument("-r", "--results", default="results", help="results folder")
+    p.add_argument("-r", "--results", default=RESULTS, help="results folder")
 
 
 @command(
@@ -379,7 +379,7 @@ def cmd_indicators(args: argparse.Namespace) -> int:
             if ref
             else None
         )
-        out = res / "indicators" / model / ds / args.condition / f"{response}.parquet"
+        out = Layout(str(res)).indicators(model, ds, args.condition, response)
         run_indicators(
             cfg,
             model,
@@ -400,22 +400,18 @@ def cmd_indicators(args: argparse.Namespace) -> int:
 def cmd_mia(args: argparse.Namespace) -> int:
     from lalm_audit.mia import run_mia
 
-    res = Path(args.results)
+    lay = Layout(args.results)
     for cfg, model, ds, response in _each_run(args):
-        splits = _splits_of(cfg, res, ds)
-        out = res / "mia" / model / ds / response
-        run_mia(cfg, str(res / "indicators" / model / ds / "original" / f"{response}.parquet"), splits,
-                str(out / "metrics.parquet"), str(out / "aggregate.parquet"), str(out / "metrics.md"),
-                status_path=str(res / "splits" / ds / "status.parquet"))  # fmt: skip
-        log.info("%s / %s / %s -> %s", model, ds, response, out / "metrics.md")
+        at = {"model": model, "dataset": ds, "response": response}
+        run_mia(cfg, lay.indicators(model, ds, "original", response), _splits_of(cfg, lay, ds),
+                lay.mia(**at), lay.mia(**at, file="aggregate.parquet"), lay.mia(**at, file="metrics.md"),
+                status_path=lay.split_status(ds))  # fmt: skip
+        log.info("%s / %s / %s -> %s", model, ds, response, lay.mia(**at, file="metrics.md"))
     return 0
 
 
-def _splits_of(cfg: Config, res: Path, ds: str) -> dict[str, str | None]:
-    return {
-        "full": None,
-        **{m: str(res / "splits" / ds / f"{m}.parquet") for m in cfg.splits.methods},
-    }
+def _splits_of(cfg: Config, lay: Layout, ds: str) -> dict[str, str | None]:
+    return {"full": None, **{m: lay.split(ds, m) for m in cfg.splits.methods}}
 
 
 @command(
@@ -426,17 +422,19 @@ def _splits_of(cfg: Config, res: Path, ds: str) -> dict[str, str | None]:
 def cmd_correlation(args: argparse.Namespace) -> int:
     from lalm_audit.correlation import run_correlation
 
-    res = Path(args.results)
+    lay = Layout(args.results)
     for cfg, model, ds, response in _each_run(args):
-        out = res / "correlation" / model / ds / response
-        mia = res / "mia" / model / ds / response
+        at = {"model": model, "dataset": ds, "response": response}
         _, adj = run_correlation(
-            cfg, ds, str(res / "indicators" / model / ds / "original" / f"{response}.parquet"),
-            str(mia / "aggregate.parquet"), _splits_of(cfg, res, ds),
-            correlation_out=str(out / "correlation.parquet"), adjusted_out=str(out / "adjusted.parquet"),
-            markdown_out=str(out / "adjusted.md"), latex_out=str(out / "adjusted.tex"),
-            figure_png=str(out / "scatter.png"), figure_pdf=str(out / "scatter.pdf"), results=str(res),
-            status_path=str(res / "splits" / ds / "status.parquet"), title=f"{model} on {ds} ({response})",
+            cfg, ds, lay.indicators(model, ds, "original", response),
+            lay.mia(**at, file="aggregate.parquet"), _splits_of(cfg, lay, ds),
+            correlation_out=lay.correlation(**at, file="correlation.parquet"),
+            adjusted_out=lay.correlation(**at, file="adjusted.parquet"),
+            markdown_out=lay.correlation(**at, file="adjusted.md"),
+            latex_out=lay.correlation(**at, file="adjusted.tex"),
+            figure_png=lay.correlation(**at, file="scatter.png"),
+            figure_pdf=lay.correlation(**at, file="scatter.pdf"), results=args.results,
+            status_path=lay.split_status(ds), title=f"{model} on {ds} ({response})",
         )  # fmt: skip
         for _, r in adj.iterrows():
             log.info("%s / %s / %s / %s %s/%s: %s", model, ds, response, r["split"], r["slice"], r["indicator"],
@@ -453,26 +451,28 @@ def cmd_correlation(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lalm_audit.report.build import run_report_tables
 
-    res = Path(args.results)
+    lay = Layout(args.results)
+    every = Layout(glob.escape(args.results))  # the same paths with "*" for every name
 
     def found(pattern: str) -> list[str]:
-        return sorted(str(p) for p in res.glob(pattern))
+        return sorted(glob.glob(pattern))
 
-    summary = res / "mia" / "summary.parquet"
+    summary = Path(lay.mia_summary("parquet"))
+    tables = Path(lay.report_html()).parent
     run_report_tables(
-        res / "report" / "tables",
-        blind_metrics=found("blind/*/metrics.parquet"),
-        split_status=found("splits/*/status.parquet"),
+        tables,
+        blind_metrics=found(every.blind("*", "metrics.parquet")),
+        split_status=found(every.split_status("*")),
         mia_summary=str(summary) if summary.exists() else None,
-        adjusted=found("correlation/*/*/*/adjusted.parquet"),
-        disentangle=found("disentangle/*/*/*.parquet"),
+        adjusted=found(every.correlation("*", "*", "*", "adjusted.parquet")),
+        disentangle=found(every.disentangle("*", "*", "*", "parquet")),
     )
-    log.info("tables -> %s", res / "report" / "tables")
+    log.info("tables -> %s", tables)
     return 0
 
 
 def _readme_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-r", "--results", default="results", help="results folder of a demo run")
+    p.add_argument("-r", "--results", default=RESULTS, help="results folder of a demo run")
     p.add_argument(
         "--readme", default="README.md", help="the README with <!-- demo:NAME --> blocks"
     )
@@ -527,12 +527,11 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     from lalm_audit.perturb import run_perturb
 
     cfg = _config(args)
-    res = Path(args.results)
+    lay = Layout(args.results)
     for ds in args.dataset or cfg.perturbed_datasets():
         for cond in args.condition or list(cfg.perturb.conditions):
-            base = res / "perturb" / ds
-            run_perturb(cfg, ds, cond, str(res / "manifests" / f"{ds}.parquet"), str(base / f"{cond}.parquet"),
-                        str(base / f"{cond}.rejected.parquet"), str(base / cond / "audio"))  # fmt: skip
+            run_perturb(cfg, ds, cond, lay.manifest(ds), lay.perturbed_manifest(ds, cond),
+                        lay.perturbed_rejected(ds, cond), lay.perturbed_audio(ds, cond))  # fmt: skip
     return 0
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from lalm_audit import verdicts
 from lalm_audit.evaluation import correlation, evaluate, paired_auc_difference
+from lalm_audit.layout import RESULTS
 from lalm_audit.targets import average_renderings, parse_targets, target_scores
 
 
@@ -246,7 +247,7 @@ def run_correlation(
     latex_out: str | None = None,
     figure_png: str | None = None,
     figure_pdf: str | None = None,
-    results: str = "results",
+    results: str = RESULTS,
     manifest: str | None = None,
     status_path: str | None = None,
     mia_metrics_path: str | None = None,
@@ -361,7 +362,9 @@ def run_correlation(
     adj["verdict"] = [
         verdicts.correlation_verdict(r, cfg.verdicts.alpha) for r in adj.to_dict("records")
     ]
-    prov = io.provenance("correlation", cfg, dataset=dataset)
+    prov = io.provenance(
+        "correlation", cfg, **{**io.source_identity(scores_path), "dataset": dataset}
+    )
     io.write_table(corr, correlation_out, schema=CORRELATION, prov=prov)
     io.write_table(adj, adjusted_out, schema=CONFOUND_ADJUSTED, prov=prov)
     if markdown_out or latex_out:

@@ -118,7 +118,11 @@ def run_disentangle(
     from lalm_audit.mia import mark_confounded
 
     table = mark_confounded(table, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("disentangle", cfg)
+    # the run's identity from a condition's scores (the original's response may be another:
+    # a regenerated response compares against the generated one)
+    ident = io.source_identity(next(iter(condition_scores.values()), original_scores))
+    ident.pop("condition", None)
+    prov = io.provenance("disentangle", cfg, **ident)
     io.write_table(table, out, schema=DISENTANGLEMENT, prov=prov)
     if figure_png:
         from lalm_audit.render.mia_figures import disentanglement_figure

@@ -26,6 +26,7 @@ from lalm_audit import io
 from lalm_audit.blind import COMBINED, derive_seed, oof_scores, stratified_folds, text_groups
 from lalm_audit.config import BlindConfig, Config, EvaluationConfig
 from lalm_audit.features.table import FeatureSet, load_features
+from lalm_audit.layout import RESULTS, Layout
 from lalm_audit.schemas import HEATMAP
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def run_heatmap(
     cfg: Config,
     datasets: list[str] | None = None,
     *,
-    results: str | Path = "results",
+    results: str | Path = RESULTS,
     out: str | Path | None = None,
     figure: list[str | Path] | None = None,
     workers: int = 1,
@@ -154,7 +155,7 @@ def run_heatmap(
     groups = cfg.blind.heatmap.groups or cfg.features.groups
     sets = {ds: load_features(ds, groups, results=results) for ds in datasets}
     df = heatmap(sets, cfg.blind, cfg.evaluation, seed=cfg.seed, n_jobs=workers)
-    out = Path(out) if out is not None else Path(results) / "blind" / "heatmap.parquet"
+    out = Path(out) if out is not None else Path(Layout(str(results)).heatmap("parquet"))
     prov = io.provenance("blind-heatmap", cfg, datasets=",".join(datasets))
     io.write_table(df, out, schema=HEATMAP, prov=prov)
     fig = heatmap_figure(

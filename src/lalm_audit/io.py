@@ -173,6 +173,35 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+#: What names the run an artifact belongs to; carried from the token statistics (which record
+#: it) to every table computed from them, so no stage parses a folder name back.
+IDENTITY = ("model", "model_id", "model_revision", "dataset", "condition", "response")
+
+
+def source_identity(path: str | Path) -> dict[str, Any]:
+    """The identity fields (:data:`IDENTITY`) in an artifact's provenance, those it records."""
+    src = read_provenance(path)
+    return {k: src[k] for k in IDENTITY if k in src}
+
+
+def identity_of(path: str | Path, *keys: str) -> tuple[str, ...]:
+    """The values of ``keys`` (e.g. model, dataset, response) an artifact's provenance records.
+
+    Raises ``LalmAuditError`` naming the file when one is missing: a table written before
+    artifacts carried their identity, or by hand.
+    """
+    from lalm_audit.errors import LalmAuditError
+
+    rec = read_provenance(path)
+    missing = [k for k in keys if not rec.get(k)]
+    if missing:
+        raise LalmAuditError(
+            f"{path}: its provenance names no {', '.join(missing)} (written by an older "
+            "lalm-audit, or not by a stage); rerun the stage that writes it"
+        )
+    return tuple(str(rec[k]) for k in keys)
+
+
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(

@@ -311,17 +311,9 @@ def run_indicators(
         scores.groupby(["slice", "indicator"]).ngroups,
     )
     first = token_stats_path if isinstance(token_stats_path, str) else token_stats_path[0]
-    prov = io.provenance("indicators", cfg, **{**_source_provenance(first), "model": model})
+    prov = io.provenance("indicators", cfg, **{**io.source_identity(first), "model": model})
     io.write_table(scores, out, schema=INDICATOR_SCORES, prov=prov)
     return scores
-
-
-def _source_provenance(path: str) -> dict[str, Any]:
-    """Carry the model identity (alias, revision) of the scores an artifact was computed from."""
-    from lalm_audit import io
-
-    src = io.read_provenance(path)
-    return {k: src[k] for k in ("model_revision", "model_id", "response") if k in src}
 
 
 def known_speakers(manifest_path: str | None) -> pd.Series | None:
@@ -380,7 +372,7 @@ def run_mia(
         speakers=known_speakers(manifest_path),
     )  # fmt: skip
     metrics = mark_confounded(metrics, io.read_table(status_path) if status_path else None)
-    prov = io.provenance("mia", cfg, **_source_provenance(scores_path))
+    prov = io.provenance("mia", cfg, **io.source_identity(scores_path))
     io.write_table(metrics, metrics_out, schema=MIA_METRICS, prov=prov)
     io.write_table(agg, aggregate_out, schema=AGGREGATE_SCORES, prov=prov)
     io.write_text(markdown_table(metrics), table_out)
@@ -460,19 +452,15 @@ def run_mia_summary(
 ) -> pd.DataFrame:
     """Headline rows (loss on the response, best indicator, aggregate, dataset test) across all runs.
 
-    Each metrics file is ``results/mia/<model>/<dataset>/<response>/metrics.parquet``. The
-    Markdown ends with :func:`lalm_audit.verdicts.audit_wide_line` over the aggregate tests of
+    Each metrics file names its model, dataset and response in its provenance. The Markdown ends with :func:`lalm_audit.verdicts.audit_wide_line` over the aggregate tests of
     every row (``alpha`` = ``verdicts.alpha``, ``shuffles`` = ``verdicts.aggregate_shuffles``).
     """
-    from pathlib import Path
-
     from lalm_audit import io
     from lalm_audit.render.tables import to_markdown
 
     frames = []
     for p in metric_paths:
-        parts = Path(p).parts
-        model, dataset, response = parts[-4], parts[-3], parts[-2]
+        model, dataset, response = io.identity_of(p, "model", "dataset", "response")
         h = headline(io.read_table(p))
         h.insert(0, "response", response)
         h.insert(0, "model", model)

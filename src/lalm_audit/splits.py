@@ -29,6 +29,7 @@ from scipy import stats
 
 from lalm_audit import verdicts
 from lalm_audit.evaluation import evaluate
+from lalm_audit.layout import RESULTS, Layout
 
 log = logging.getLogger(__name__)
 
@@ -400,10 +401,9 @@ def before_after(blind_metrics: pd.DataFrame, verification: Verification) -> pd.
     )
 
 
-def run_splits(
-    cfg: Any, dataset: str, *, results: str | Path = "results", out_dir: str | Path | None = None
-) -> list[CleanSplit]:
-    """The clean-split stage for one dataset: every configured method, its files, a status table."""
+def run_splits(cfg: Any, dataset: str, *, results: str | Path = RESULTS) -> list[CleanSplit]:
+    """The clean-split stage for one dataset: every configured method, its files, a status table
+    (at ``Layout(results).split(dataset, method, ...)`` and ``.split_status(dataset)``)."""
     from lalm_audit import io
     from lalm_audit.blind import BLIND, load_blind
     from lalm_audit.features import load_features
@@ -411,7 +411,7 @@ def run_splits(
     from lalm_audit.render.style import save
     from lalm_audit.schemas import CLEAN_SPLIT, SPLIT_STATUS
 
-    out = Path(out_dir) if out_dir is not None else Path(results) / "splits" / dataset
+    lay = Layout(str(results))
     fs = load_features(dataset, cfg.features.groups, results=results)
     blind = load_blind(dataset, results)
     prov = io.provenance("splits", cfg, dataset=dataset)
@@ -431,19 +431,24 @@ def run_splits(
         splits.append(cs)
         io.write_table(
             cs.kept,
-            out / f"{method}.parquet",
+            lay.split(dataset, method, ".parquet"),
             schema=CLEAN_SPLIT,
             prov={**prov, "method": method, "verdict": cs.verdict},
         )
         io.write_table(
             cs.verification.metrics,
-            out / f"{method}.verification.parquet",
+            lay.split(dataset, method, ".verification.parquet"),
             prov={**prov, "method": method},
         )
-        io.write_table(cs.rounds, out / f"{method}.rounds.parquet", prov={**prov, "method": method})
-        io.write_json({**cs.summary, "provenance": prov}, out / f"{method}.json")
+        io.write_table(
+            cs.rounds,
+            lay.split(dataset, method, ".rounds.parquet"),
+            prov={**prov, "method": method},
+        )
+        io.write_json({**cs.summary, "provenance": prov}, lay.split(dataset, method, ".json"))
         save(before_after_figure(before_after(m, cs.verification), title=f"{dataset}: blind AUC before / after '{method}'"),
-             out / f"{method}.before_after.png", out / f"{method}.before_after.pdf")  # fmt: skip
+             lay.split(dataset, method, ".before_after.png"),
+             lay.split(dataset, method, ".before_after.pdf"))  # fmt: skip
         w = cs.summary["worst_check"]
         v = cs.verification.verdict
         status.append({"split": method, "at_chance": cs.at_chance, "state": v.state,
@@ -452,5 +457,5 @@ def run_splits(
                        "p_value": v.p_value, "auc_ucb": v.auc_ucb, "detectable_auc": v.detectable_auc,
                        "verdict": cs.verdict})  # fmt: skip
         log.info("%s / %s: %s", dataset, method, cs.verdict)
-    io.write_table(pd.DataFrame(status), out / "status.parquet", schema=SPLIT_STATUS, prov=prov)
+    io.write_table(pd.DataFrame(status), lay.split_status(dataset), schema=SPLIT_STATUS, prov=prov)
     return splits

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from lalm_audit.layout import Layout
 from lalm_audit.report import readme
 
 TABLE = """| condition   | AUC                  | significant   |
@@ -71,13 +74,14 @@ def test_sync_writes_the_machine_block(tmp_path, fresh):
 def test_figures_are_copied_from_the_run_or_named_when_missing(tmp_path):
     results, img = tmp_path / "results", tmp_path / "img"
     img.mkdir()
-    for i, rel in enumerate(readme.FIGURES.values()):
-        (results / rel).parent.mkdir(parents=True, exist_ok=True)
-        (results / rel).write_bytes(bytes([i]) * 10)
+    lay = Layout(str(results))
+    for i, artifact in enumerate(readme.FIGURES.values()):
+        Path(artifact(lay)).parent.mkdir(parents=True, exist_ok=True)
+        Path(artifact(lay)).write_bytes(bytes([i]) * 10)
     out = readme.sync_figures(results, img)
     assert sorted(p.name for p in out) == sorted(readme.FIGURES)
     first = next(iter(readme.FIGURES))
     assert (img / first).read_bytes() == bytes([0]) * 10
-    (results / readme.FIGURES[first]).unlink()
+    Path(readme.FIGURES[first](lay)).unlink()
     with pytest.raises(FileNotFoundError, match=first):
         readme.sync_figures(results, img)

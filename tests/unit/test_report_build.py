@@ -57,8 +57,10 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
     from lalm_audit.report.build import run_report_tables
 
     rng = np.random.default_rng(1)
-    io.write_table(scores(rng), "orig.parquet")
-    io.write_table(scores(rng, strength=0.0, suffix="__silence"), "sil.parquet")
+    run = {"model": "m", "dataset": "d", "response": "transcript"}
+    io.write_table(scores(rng), "orig.parquet", prov={**run, "condition": "original"})
+    io.write_table(scores(rng, strength=0.0, suffix="__silence"), "sil.parquet",
+                   prov={**run, "condition": "silence"})  # fmt: skip
     run_disentangle(CFG, "orig.parquet", {"silence": "sil.parquet"}, {"full": None},
                     "results/disentangle/m/d/transcript.parquet")  # fmt: skip
     status = pd.DataFrame([
@@ -69,7 +71,9 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
          "blind_auc": 0.52, "blind_lo": 0.40, "blind_hi": 0.63, "p_value": 0.6, "auc_ucb": 0.7,
          "detectable_auc": 0.74, "verdict": "inconclusive: no shift detected ..."},
     ])  # fmt: skip
-    io.write_table(status, "results/splits/d/status.parquet", schema=SPLIT_STATUS)
+    io.write_table(
+        status, "results/splits/d/status.parquet", schema=SPLIT_STATUS, prov={"dataset": "d"}
+    )
     frames = run_report_tables(
         "out", split_status=["results/splits/d/status.parquet"],
         disentangle=["results/disentangle/m/d/transcript.parquet"],
@@ -86,6 +90,31 @@ def test_tables_in_markdown_latex_and_html(in_tmp):
     page = Path("out/tables.html").read_text()
     assert page.count("<table") == 2 and "no rows: this stage is not configured" in page
     assert "(no rows" in Path("out/mia.md").read_text()
+
+
+def test_tables_name_each_run_from_its_provenance_not_its_folder(in_tmp):
+    """A table stored under any folder name reports the run its provenance records; one that
+    records none is refused with the file named."""
+    import pytest
+
+    from lalm_audit.errors import LalmAuditError
+    from lalm_audit.report.build import disentangle_table
+
+    rng = np.random.default_rng(2)
+    run = {"model": "target", "dataset": "corpus", "response": "generated"}
+    io.write_table(scores(rng), "a.parquet", prov={**run, "condition": "original"})
+    io.write_table(scores(rng, 0.0, "__noise"), "b.parquet", prov={**run, "condition": "noise"})
+    run_disentangle(CFG, "a.parquet", {"noise": "b.parquet"}, {"full": None}, "x/y/z.parquet")
+    t = disentangle_table(["x/y/z.parquet"])
+    assert set(t[["model", "dataset", "response"]].itertuples(index=False, name=None)) == {
+        ("target", "corpus", "generated")
+    }
+    io.write_table(scores(rng), "bare.parquet")
+    run_disentangle(
+        CFG, "bare.parquet", {"noise": "bare.parquet"}, {"full": None}, "bare_d.parquet"
+    )
+    with pytest.raises(LalmAuditError, match=r"bare_d.parquet: its provenance names no model"):
+        disentangle_table(["bare_d.parquet"])
 
 
 def test_disentanglement_and_before_after_figures_carry_their_axes():

@@ -5,18 +5,18 @@
 rule blind:
     input:
         features=blind_features,
-        manifest="results/manifests/{dataset}.parquet",
+        manifest=L.manifest(),
     output:
-        predictions="results/blind/{dataset}/predictions.parquet",
-        metrics="results/blind/{dataset}/metrics.parquet",
-        explanations="results/blind/{dataset}/explanations.parquet",
-        summary="results/blind/{dataset}/summary.md",
-        null="results/blind/{dataset}/null.parquet",
-        verdict="results/blind/{dataset}/verdict.json",
+        predictions=L.blind(file="predictions.parquet"),
+        metrics=L.blind(file="metrics.parquet"),
+        explanations=L.blind(file="explanations.parquet"),
+        summary=L.blind(file="summary.md"),
+        null=L.blind(file="null.parquet"),
+        verdict=L.blind(file="verdict.json"),
     log:
-        "results/logs/blind/{dataset}.log",
+        L.log("blind"),
     benchmark:
-        "results/benchmarks/blind/{dataset}.tsv"
+        L.benchmark("blind")
     wildcard_constraints:
         dataset=AUDIT_DATASET_RE,
     conda:
@@ -31,23 +31,23 @@ rule blind:
 rule blind_heatmap:
     input:
         features=expand(
-            "results/features/{dataset}/{group}.parquet",
+            L.features(),
             dataset=AUDIT_DATASETS,
             group=CFG.blind.heatmap.groups or CFG.features.groups,
         ),
-        manifests=expand("results/manifests/{dataset}.parquet", dataset=AUDIT_DATASETS),
+        manifests=expand(L.manifest(), dataset=AUDIT_DATASETS),
     output:
-        table="results/blind/heatmap.parquet",
+        table=L.heatmap("parquet"),
         png=report(
-            "results/blind/heatmap.png",
+            L.heatmap("png"),
             caption="../report/heatmap.rst",
             category="1. Blind baseline",
         ),
-        pdf="results/blind/heatmap.pdf",
+        pdf=L.heatmap("pdf"),
     log:
-        "results/logs/blind/heatmap.log",
+        L.log("blind_heatmap"),
     benchmark:
-        "results/benchmarks/blind/heatmap.tsv"
+        L.benchmark("blind_heatmap")
     conda:
         ENV
     threads: 2
@@ -62,5 +62,5 @@ rule blind_heatmap:
 # blind summaries and heatmap (no model needed):  snakemake blind_only --configfile my.yaml
 rule blind_only:
     input:
-        "results/manifests/summary.tsv",
+        L.manifests_summary(),
         blind_targets(),

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 from lalm_audit import stages as contract
 from lalm_audit.config import parse_config
 from lalm_audit.demo import DATASETS as DEMO_DATASETS
+from lalm_audit.layout import Layout
 
 # The typed models give the clearest messages (they name the offending key);
 # the generated JSON schema is what Snakemake records and validates against.
@@ -18,6 +19,8 @@ validate(
 DATASETS = list(CFG.datasets)
 AUDIT_DATASETS = CFG.audit_datasets()
 ENV = "../../envs/lalm-audit.yaml"
+# Every artifact path, defined once (src/lalm_audit/layout.py); a value left out stays a wildcard.
+L = Layout()
 
 
 PERTURBED_DATASETS = CFG.perturbed_datasets()
@@ -47,22 +50,22 @@ def dataset_sources(wildcards):
 
 def all_targets():
     """Everything `snakemake` builds by default, stage by stage."""
-    targets = expand("results/manifests/{dataset}.parquet", dataset=DATASETS)
-    targets.append("results/manifests/summary.tsv")
+    targets = expand(L.manifest(), dataset=DATASETS)
+    targets.append(L.manifests_summary())
     targets += scoring_targets()
     if SCORED_MODELS:  # a blind-baseline-only audit (no models) is a valid first day
-        targets.append("results/mia/summary.md")
+        targets.append(L.mia_summary("md"))
     targets += disentangle_targets()
     targets += correlation_targets()
     targets += blind_targets()
-    targets.append("results/report/tables/tables.html")
+    targets.append(L.report_html())
     targets += expand(
-        "results/report/roc/{model}/{dataset}/{response}.png",
+        L.roc(),
         model=SCORED_MODELS,
         dataset=AUDIT_DATASETS,
         response=RESPONSES,
     )
-    targets += expand("results/splits/{dataset}/status.parquet", dataset=AUDIT_DATASETS)
+    targets += expand(L.split_status(), dataset=AUDIT_DATASETS)
     return targets
 
 
@@ -79,28 +82,21 @@ wildcard_constraints:
 def feature_shards(wildcards):
     """The shard files of one (dataset, group), as many as features.shards / dataset_shards say."""
     n = CFG.features.n_shards(wildcards.dataset, wildcards.group)
-    return [
-        f"results/features/{wildcards.dataset}/shards/{wildcards.group}/{i}-of-{n}.parquet"
-        for i in range(n)
-    ]
+    return [L.feature_shard(wildcards.dataset, wildcards.group, i, n) for i in range(n)]
 
 
 def blind_features(wildcards):
-    return expand(
-        "results/features/{dataset}/{group}.parquet",
-        dataset=wildcards.dataset,
-        group=CFG.features.groups,
-    )
+    return expand(L.features(wildcards.dataset), group=CFG.features.groups)
 
 
 def blind_targets():
-    targets = expand(
-        "results/blind/{dataset}/{name}",
-        dataset=AUDIT_DATASETS,
-        name=["metrics.parquet", "summary.md"],
-    )
+    targets = [
+        L.blind(dataset, name)
+        for dataset in AUDIT_DATASETS
+        for name in ("metrics.parquet", "summary.md")
+    ]
     if CFG.blind.heatmap.enabled and AUDIT_DATASETS:
-        targets += ["results/blind/heatmap.parquet", "results/blind/heatmap.png"]
+        targets += [L.heatmap("parquet"), L.heatmap("png")]
     return targets
 
 
@@ -126,9 +122,7 @@ wildcard_constraints:
 
 def model_files(wildcards):
     """A demo model's folder (so demo_model runs first); nothing for hub ids and user folders."""
-    return (
-        [f"results/models/{wildcards.model}"] if wildcards.model in DEMO_MODELS else []
-    )
+    return [L.model_dir(wildcards.model)] if wildcards.model in DEMO_MODELS else []
 
 
 def model_gpus(wildcards):
@@ -138,7 +132,7 @@ def model_gpus(wildcards):
 
 def condition_manifest(wildcards):
     condition = getattr(wildcards, "condition", "original")
-    return str(score_paths.manifest_path(wildcards.dataset, condition))
+    return L.condition_manifest(wildcards.dataset, condition)
 
 
 def response_generations(wildcards):
@@ -153,17 +147,18 @@ def response_generations(wildcards):
 
 
 def demo_model_manifests(wildcards):
-    """Manifests a demo model trains on: the train pool, plus audit datasets when it sees members."""
-    return [
-        f"results/manifests/{name}.parquet"
+    """Manifests a demo model trains on (named by dataset): the train pool, plus audit datasets
+    when it sees members."""
+    return {
+        name: L.manifest(name)
         for name in contract.demo_training_datasets(CFG, wildcards.demo_model)
-    ]
+    }
 
 
 def scoring_targets():
     """Indicator tables of every scored model x audit dataset x response (original audio)."""
     return expand(
-        "results/indicators/{model}/{dataset}/original/{response}.parquet",
+        L.indicators(condition="original"),
         model=SCORED_MODELS,
         dataset=AUDIT_DATASETS,
         response=RESPONSES,
@@ -183,11 +178,9 @@ def reference_stats(wildcards):
     if ref is None:
         return []
     return expand(
-        "results/scores/{ref}/{dataset}/{condition}/{response}/token_stats/shard-{shard}.parquet",
-        ref=ref,
-        dataset=wildcards.dataset,
-        condition=wildcards.condition,
-        response=wildcards.response,
+        L.token_stats_shard(
+            ref, wildcards.dataset, wildcards.condition, wildcards.response
+        ),
         shard=SHARDS,
     )
 
@@ -199,12 +192,12 @@ def split_map(dataset):
     """Split name -> retained-items file: 'full' (every item) and one clean split per method."""
     return {
         "full": None,
-        **{m: f"results/splits/{dataset}/{m}.parquet" for m in SPLIT_METHODS},
+        **{m: L.split(dataset, m) for m in SPLIT_METHODS},
     }
 
 
 def split_status(wildcards):
-    return f"results/splits/{wildcards.dataset}/status.parquet"
+    return L.split_status(wildcards.dataset)
 
 
 def split_files(wildcards):
@@ -218,7 +211,7 @@ def original_response(response):
 
 def mia_metric_files(wildcards=None):
     return expand(
-        "results/mia/{model}/{dataset}/{response}/metrics.parquet",
+        L.mia(),
         model=SCORED_MODELS,
         dataset=AUDIT_DATASETS,
         response=RESPONSES,
@@ -227,7 +220,7 @@ def mia_metric_files(wildcards=None):
 
 def disentangle_targets():
     return expand(
-        "results/disentangle/{model}/{dataset}/{response}.parquet",
+        L.disentangle(),
         model=PERTURB_MODELS,
         dataset=PERTURBED_DATASETS,
         response=PERTURB_RESPONSES,
@@ -236,7 +229,7 @@ def disentangle_targets():
 
 def correlation_targets():
     return expand(
-        "results/correlation/{model}/{dataset}/{response}/adjusted.parquet",
+        L.correlation(),
         model=SCORED_MODELS,
         dataset=AUDIT_DATASETS,
         response=RESPONSES,

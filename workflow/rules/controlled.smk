@@ -8,16 +8,14 @@ CONTROLLED_TARGETS = []
 if CFG.controlled is not None:
     CONTROLLED = CFG.controlled
     CONTROLLED_MODELS = list(CONTROLLED.models)
-    CONTROLLED_MANIFEST = f"results/manifests/{CONTROLLED.dataset}.parquet"
+    CONTROLLED_MANIFEST = L.manifest(CONTROLLED.dataset)
 
     wildcard_constraints:
         cmodel="|".join(re.escape(m) for m in CONTROLLED_MODELS) or "^$",
 
     CONTROLLED_TARGETS = [
-        "results/controlled/blind.md",
-        *expand(
-            "results/controlled/{cmodel}/audit/summary.md", cmodel=CONTROLLED_MODELS
-        ),
+        L.controlled_blind("md"),
+        *expand(L.controlled_audit(file="summary.md"), cmodel=CONTROLLED_MODELS),
     ]
 
     rule controlled:
@@ -28,18 +26,18 @@ if CFG.controlled is not None:
         input:
             manifest=CONTROLLED_MANIFEST,
             features=expand(
-                "results/features/{pool}/{group}.parquet",
+                L.features("{pool}"),
                 pool=CONTROLLED.pool,
                 group=CFG.features.groups,
             ),
         output:
-            metrics="results/controlled/blind.parquet",
-            verdict="results/controlled/blind.verdict.json",
-            summary="results/controlled/blind.md",
+            metrics=L.controlled_blind("parquet"),
+            verdict=L.controlled_blind("verdict.json"),
+            summary=L.controlled_blind("md"),
         log:
-            "results/logs/controlled/blind.log",
+            L.log("controlled_blind"),
         benchmark:
-            "results/benchmarks/controlled/blind.tsv"
+            L.benchmark("controlled_blind")
         conda:
             ENV
         params:
@@ -49,12 +47,12 @@ if CFG.controlled is not None:
 
     rule controlled_split:
         input:
-            f"results/manifests/{CONTROLLED.pool}.parquet",
+            L.manifest(CONTROLLED.pool),
         output:
             manifest=CONTROLLED_MANIFEST,
-            summary=f"results/manifests/{CONTROLLED.dataset}.summary.json",
+            summary=L.manifest_report(CONTROLLED.dataset),
         log:
-            f"results/logs/controlled/split/{CONTROLLED.dataset}.log",
+            L.log("controlled_split", dataset=CONTROLLED.dataset),
         conda:
             ENV
         params:
@@ -66,14 +64,14 @@ if CFG.controlled is not None:
         input:
             manifest=CONTROLLED_MANIFEST,
             model=lambda wc: (
-                [f"results/models/{wc.cmodel}"] if wc.cmodel in DEMO_MODELS else []
+                [L.model_dir(wc.cmodel)] if wc.cmodel in DEMO_MODELS else []
             ),
         output:
-            directory("results/controlled/{cmodel}/adapter"),
+            directory(L.controlled_adapter()),
         log:
-            "results/logs/controlled/finetune/{cmodel}.log",
+            L.log("controlled_finetune"),
         benchmark:
-            "results/benchmarks/controlled/finetune/{cmodel}.tsv"
+            L.benchmark("controlled_finetune")
         conda:
             ENV
         threads: 1
@@ -85,26 +83,26 @@ if CFG.controlled is not None:
     rule controlled_audit:
         input:
             manifest=CONTROLLED_MANIFEST,
-            adapter="results/controlled/{cmodel}/adapter",
+            adapter=L.controlled_adapter(),
             model=lambda wc: (
-                [f"results/models/{wc.cmodel}"] if wc.cmodel in DEMO_MODELS else []
+                [L.model_dir(wc.cmodel)] if wc.cmodel in DEMO_MODELS else []
             ),
         output:
-            scores="results/controlled/{cmodel}/audit/scores.parquet",
-            metrics="results/controlled/{cmodel}/audit/metrics.parquet",
-            bounds="results/controlled/{cmodel}/audit/bounds.json",
-            summary="results/controlled/{cmodel}/audit/summary.md",
+            scores=L.controlled_audit(file="scores.parquet"),
+            metrics=L.controlled_audit(file="metrics.parquet"),
+            bounds=L.controlled_audit(file="bounds.json"),
+            summary=L.controlled_audit(file="summary.md"),
             png=report(
-                "results/controlled/{cmodel}/audit/repetitions.png",
+                L.controlled_audit(file="repetitions.png"),
                 caption="../report/controlled.rst",
                 category="6. Controlled audit",
                 labels=lambda wc: {"model": wc.cmodel},
             ),
-            pdf="results/controlled/{cmodel}/audit/repetitions.pdf",
+            pdf=L.controlled_audit(file="repetitions.pdf"),
         log:
-            "results/logs/controlled/audit/{cmodel}.log",
+            L.log("controlled_audit"),
         benchmark:
-            "results/benchmarks/controlled/audit/{cmodel}.tsv"
+            L.benchmark("controlled_audit")
         conda:
             ENV
         threads: 1

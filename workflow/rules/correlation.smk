@@ -4,27 +4,29 @@
 
 rule correlation:
     input:
-        scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
-        aggregate="results/mia/{model}/{dataset}/{response}/aggregate.parquet",
-        mia="results/mia/{model}/{dataset}/{response}/metrics.parquet",
-        blind=multiext(
-            "results/blind/{dataset}/",
-            "predictions.parquet",
-            "metrics.parquet",
-            "explanations.parquet",
-            "null.parquet",
-        ),
+        scores=L.indicators(condition="original"),
+        aggregate=L.mia(file="aggregate.parquet"),
+        mia=L.mia(),
+        blind=[
+            L.blind(file=f)
+            for f in (
+                "predictions.parquet",
+                "metrics.parquet",
+                "explanations.parquet",
+                "null.parquet",
+            )
+        ],
         features=blind_features,
-        manifest="results/manifests/{dataset}.parquet",
+        manifest=L.manifest(),
         splits=split_files,
         status=split_status,
     output:
-        correlation="results/correlation/{model}/{dataset}/{response}/correlation.parquet",
-        adjusted="results/correlation/{model}/{dataset}/{response}/adjusted.parquet",
-        table="results/correlation/{model}/{dataset}/{response}/adjusted.md",
-        latex="results/correlation/{model}/{dataset}/{response}/adjusted.tex",
+        correlation=L.correlation(file="correlation.parquet"),
+        adjusted=L.correlation(file="adjusted.parquet"),
+        table=L.correlation(file="adjusted.md"),
+        latex=L.correlation(file="adjusted.tex"),
         png=report(
-            "results/correlation/{model}/{dataset}/{response}/scatter.png",
+            L.correlation(file="scatter.png"),
             caption="../report/correlation.rst",
             category="4. Correlation with blind artifacts",
             subcategory="{model}",
@@ -34,11 +36,11 @@ rule correlation:
                 "response": "{response}",
             },
         ),
-        pdf="results/correlation/{model}/{dataset}/{response}/scatter.pdf",
+        pdf=L.correlation(file="scatter.pdf"),
     log:
-        "results/logs/correlation/{model}/{dataset}/{response}.log",
+        L.log("correlation"),
     benchmark:
-        "results/benchmarks/correlation/{model}/{dataset}/{response}.tsv"
+        L.benchmark("correlation")
     conda:
         ENV
     params:

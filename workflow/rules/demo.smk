@@ -6,12 +6,12 @@ if CFG.demo is not None:
 
     rule demo_data:
         output:
-            tables=expand("results/demo/{name}.parquet", name=DEMO_DATASETS),
-            audio=directory("results/demo/audio"),
+            tables=expand(L.demo_table(), name=DEMO_DATASETS),
+            audio=directory(L.demo_audio()),
         log:
-            "results/logs/demo_data.log",
+            L.log("demo_data"),
         benchmark:
-            "results/benchmarks/demo_data.tsv"
+            L.benchmark("demo_data")
         conda:
             ENV
         threads: 4
@@ -25,13 +25,13 @@ if DEMO_MODELS:
 
     rule demo_model:
         input:
-            demo_model_manifests,
+            unpack(demo_model_manifests),
         output:
-            directory("results/models/{demo_model}"),
+            directory(L.model_dir("{demo_model}")),
         log:
-            "results/logs/demo_model/{demo_model}.log",
+            L.log("demo_model"),
         benchmark:
-            "results/benchmarks/demo_model/{demo_model}.tsv"
+            L.benchmark("demo_model")
         conda:
             ENV
         threads: 1

@@ -3,17 +3,18 @@
 
 rule disentangle:
     input:
-        original=lambda wc: f"results/indicators/{wc.model}/{wc.dataset}/original/{original_response(wc.response)}.parquet",
+        original=lambda wc: L.indicators(
+            wc.model, wc.dataset, "original", original_response(wc.response)
+        ),
         conditions=lambda wc: [
-            f"results/indicators/{wc.model}/{wc.dataset}/{c}/{wc.response}.parquet"
-            for c in CONDITIONS
+            L.indicators(wc.model, wc.dataset, c, wc.response) for c in CONDITIONS
         ],
         splits=split_files,
         status=split_status,
     output:
-        table="results/disentangle/{model}/{dataset}/{response}.parquet",
+        table=L.disentangle(),
         png=report(
-            "results/disentangle/{model}/{dataset}/{response}.png",
+            L.disentangle(ext="png"),
             caption="../report/disentangle.rst",
             category="5. Modality disentanglement",
             subcategory="{model}",
@@ -23,9 +24,9 @@ rule disentangle:
                 "response": "{response}",
             },
         ),
-        pdf="results/disentangle/{model}/{dataset}/{response}.pdf",
+        pdf=L.disentangle(ext="pdf"),
     log:
-        "results/logs/disentangle/{model}/{dataset}/{response}.log",
+        L.log("disentangle"),
     conda:
         ENV
     params:

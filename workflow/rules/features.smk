@@ -8,13 +8,13 @@ localrules:
 
 rule features_shard:
     input:
-        manifest="results/manifests/{dataset}.parquet",
+        manifest=L.manifest(),
     output:
-        "results/features/{dataset}/shards/{group}/{shard}-of-{n_shards}.parquet",
+        L.feature_shard(),
     log:
-        "results/logs/features/{dataset}/shards/{group}/{shard}-of-{n_shards}.log",
+        L.log("features_shard"),
     benchmark:
-        "results/benchmarks/features/{dataset}/{group}/{shard}-of-{n_shards}.tsv"
+        L.benchmark("features_shard")
     wildcard_constraints:
         dataset=AUDIT_DATASET_RE,
     conda:
@@ -23,7 +23,7 @@ rule features_shard:
     params:
         stage=stage_params("features"),
         # Features by clip content: datasets sharing clips extract each once (rm it to force).
-        cache_dir="results/cache/features",
+        cache_dir=L.feature_cache(),
     script:
         "../scripts/features_shard.py"
 
@@ -31,11 +31,11 @@ rule features_shard:
 rule features_merge:
     input:
         shards=feature_shards,
-        manifest="results/manifests/{dataset}.parquet",
+        manifest=L.manifest(),
     output:
-        "results/features/{dataset}/{group}.parquet",
+        L.features(),
     log:
-        "results/logs/features/{dataset}/{group}.log",
+        L.log("features_merge"),
     wildcard_constraints:
         dataset=AUDIT_DATASET_RE,
     conda:

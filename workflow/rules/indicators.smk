@@ -3,16 +3,13 @@
 
 rule indicators:
     input:
-        stats=expand(
-            "results/scores/{{model}}/{{dataset}}/{{condition}}/{{response}}/token_stats/shard-{shard}.parquet",
-            shard=SHARDS,
-        ),
+        stats=expand(L.token_stats_shard(), shard=SHARDS, allow_missing=True),
         manifest=condition_manifest,
         reference=reference_stats,
     output:
-        "results/indicators/{model}/{dataset}/{condition}/{response}.parquet",
+        L.indicators(),
     log:
-        "results/logs/indicators/{model}/{dataset}/{condition}/{response}.log",
+        L.log("indicators"),
     conda:
         ENV
     params:

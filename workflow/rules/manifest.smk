@@ -9,13 +9,13 @@ rule manifest:
     input:
         dataset_sources,
     output:
-        manifest="results/manifests/{dataset}.parquet",
-        rejected="results/manifests/{dataset}.rejected.parquet",
-        summary="results/manifests/{dataset}.summary.json",
+        manifest=L.manifest(),
+        rejected=L.manifest_rejected(),
+        summary=L.manifest_report(),
     log:
-        "results/logs/manifest/{dataset}.log",
+        L.log("manifest"),
     benchmark:
-        "results/benchmarks/manifest/{dataset}.tsv"
+        L.benchmark("manifest")
     conda:
         ENV
     threads: 4
@@ -27,11 +27,11 @@ rule manifest:
 
 rule manifest_summary:
     input:
-        expand("results/manifests/{dataset}.summary.json", dataset=DATASETS),
+        expand(L.manifest_report(), dataset=DATASETS),
     output:
-        "results/manifests/summary.tsv",
+        L.manifests_summary(),
     log:
-        "results/logs/manifest/summary.log",
+        L.log("manifest_summary"),
     conda:
         ENV
     params:

@@ -8,18 +8,18 @@ localrules:
 
 rule mia:
     input:
-        scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
-        manifest="results/manifests/{dataset}.parquet",
+        scores=L.indicators(condition="original"),
+        manifest=L.manifest(),
         splits=split_files,
         status=split_status,
     output:
-        metrics="results/mia/{model}/{dataset}/{response}/metrics.parquet",
-        aggregate="results/mia/{model}/{dataset}/{response}/aggregate.parquet",
-        table="results/mia/{model}/{dataset}/{response}/metrics.md",
+        metrics=L.mia(),
+        aggregate=L.mia(file="aggregate.parquet"),
+        table=L.mia(file="metrics.md"),
     log:
-        "results/logs/mia/{model}/{dataset}/{response}.log",
+        L.log("mia"),
     benchmark:
-        "results/benchmarks/mia/{model}/{dataset}/{response}.tsv"
+        L.benchmark("mia")
     conda:
         ENV
     params:
@@ -33,10 +33,10 @@ rule mia_summary:
     input:
         mia_metric_files,
     output:
-        table="results/mia/summary.parquet",
-        markdown="results/mia/summary.md",
+        table=L.mia_summary("parquet"),
+        markdown=L.mia_summary("md"),
     log:
-        "results/logs/mia/summary.log",
+        L.log("mia_summary"),
     conda:
         ENV
     params:

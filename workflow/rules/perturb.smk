@@ -3,15 +3,15 @@
 
 rule perturb:
     input:
-        manifest="results/manifests/{dataset}.parquet",
+        manifest=L.manifest(),
     output:
-        manifest="results/perturb/{dataset}/{condition}.parquet",
-        rejected="results/perturb/{dataset}/{condition}.rejected.parquet",
-        audio=directory("results/perturb/{dataset}/{condition}/audio"),
+        manifest=L.perturbed_manifest(),
+        rejected=L.perturbed_rejected(),
+        audio=directory(L.perturbed_audio()),
     log:
-        "results/logs/perturb/{dataset}/{condition}.log",
+        L.log("perturb"),
     benchmark:
-        "results/benchmarks/perturb/{dataset}/{condition}.tsv"
+        L.benchmark("perturb")
     conda:
         ENV
     params:

@@ -9,12 +9,12 @@ localrules:
 
 rule roc:
     input:
-        scores="results/indicators/{model}/{dataset}/original/{response}.parquet",
-        aggregate="results/mia/{model}/{dataset}/{response}/aggregate.parquet",
+        scores=L.indicators(condition="original"),
+        aggregate=L.mia(file="aggregate.parquet"),
         splits=split_files,
     output:
         png=report(
-            "results/report/roc/{model}/{dataset}/{response}.png",
+            L.roc(ext="png"),
             caption="../report/roc.rst",
             category="3. Membership inference",
             subcategory="{model}",
@@ -24,9 +24,9 @@ rule roc:
                 "response": "{response}",
             },
         ),
-        pdf="results/report/roc/{model}/{dataset}/{response}.pdf",
+        pdf=L.roc(ext="pdf"),
     log:
-        "results/logs/report/roc/{model}/{dataset}/{response}.log",
+        L.log("roc"),
     conda:
         ENV
     params:
@@ -38,21 +38,21 @@ rule roc:
 
 rule report_tables:
     input:
-        blind=expand("results/blind/{dataset}/metrics.parquet", dataset=AUDIT_DATASETS),
-        splits=expand("results/splits/{dataset}/status.parquet", dataset=AUDIT_DATASETS),
-        mia=["results/mia/summary.parquet"] if SCORED_MODELS else [],
+        blind=expand(L.blind(file="metrics.parquet"), dataset=AUDIT_DATASETS),
+        splits=expand(L.split_status(), dataset=AUDIT_DATASETS),
+        mia=[L.mia_summary("parquet")] if SCORED_MODELS else [],
         adjusted=correlation_targets(),
         disentangle=disentangle_targets(),
     output:
         html=report(
-            "results/report/tables/tables.html",
+            L.report_html(),
             caption="../report/tables.rst",
             category="0. Tables",
         ),
-        md=expand("results/report/tables/{name}.md", name=REPORT_TABLES),
-        tex=expand("results/report/tables/{name}.tex", name=REPORT_TABLES),
+        md=expand(L.report_table(ext="md"), name=REPORT_TABLES),
+        tex=expand(L.report_table(ext="tex"), name=REPORT_TABLES),
     log:
-        "results/logs/report/tables.log",
+        L.log("report_tables"),
     conda:
         ENV
     params:

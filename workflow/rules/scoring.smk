@@ -11,12 +11,12 @@ rule generate:
         manifest=condition_manifest,
         model=model_files,
     output:
-        generations="results/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.parquet",
-        rejected="results/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.rejected.parquet",
+        generations=L.generations_shard(),
+        rejected=L.generations_shard(rejected=True),
     log:
-        "results/logs/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.log",
+        L.log("generate"),
     benchmark:
-        "results/benchmarks/scores/{model}/{dataset}/{condition}/generations/shard-{shard}.tsv"
+        L.benchmark("generate")
     wildcard_constraints:
         condition="|".join(SCORE_CONDITIONS),
     conda:
@@ -32,19 +32,15 @@ rule generate:
 
 rule merge_generations:
     input:
-        generations=expand(
-            "results/scores/{{model}}/{{dataset}}/{{condition}}/generations/shard-{shard}.parquet",
-            shard=SHARDS,
-        ),
+        generations=expand(L.generations_shard(), shard=SHARDS, allow_missing=True),
         rejected=expand(
-            "results/scores/{{model}}/{{dataset}}/{{condition}}/generations/shard-{shard}.rejected.parquet",
-            shard=SHARDS,
+            L.generations_shard(rejected=True), shard=SHARDS, allow_missing=True
         ),
     output:
-        generations="results/scores/{model}/{dataset}/{condition}/generations.parquet",
-        rejected="results/scores/{model}/{dataset}/{condition}/generations.rejected.parquet",
+        generations=L.generations(),
+        rejected=L.generations(rejected=True),
     log:
-        "results/logs/scores/{model}/{dataset}/{condition}/generations.log",
+        L.log("merge_generations"),
     wildcard_constraints:
         condition="|".join(SCORE_CONDITIONS),
     conda:
@@ -62,13 +58,14 @@ rule score:
         generations=response_generations,
     output:
         expand(
-            "results/scores/{{model}}/{{dataset}}/original/{response}/token_stats/shard-{{shard}}.parquet",
+            L.token_stats_shard(condition="original"),
             response=RESPONSES,
+            allow_missing=True,
         ),
     log:
-        "results/logs/scores/{model}/{dataset}/original/token_stats/shard-{shard}.log",
+        L.log("score"),
     benchmark:
-        "results/benchmarks/scores/{model}/{dataset}/original/token_stats/shard-{shard}.tsv"
+        L.benchmark("score")
     conda:
         ENV
     threads: 1
@@ -88,14 +85,11 @@ rule score_perturbed:
         model=model_files,
         generations=response_generations,
     output:
-        expand(
-            "results/scores/{{model}}/{{dataset}}/{{condition}}/{response}/token_stats/shard-{{shard}}.parquet",
-            response=PERTURB_RESPONSES,
-        ),
+        expand(L.token_stats_shard(), response=PERTURB_RESPONSES, allow_missing=True),
     log:
-        "results/logs/scores/{model}/{dataset}/{condition}/token_stats/shard-{shard}.log",
+        L.log("score_perturbed"),
     benchmark:
-        "results/benchmarks/scores/{model}/{dataset}/{condition}/token_stats/shard-{shard}.tsv"
+        L.benchmark("score_perturbed")
     wildcard_constraints:
         condition="|".join(CONDITIONS) or "^$",
     conda:

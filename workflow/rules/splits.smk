@@ -5,41 +5,52 @@
 rule splits:
     input:
         features=blind_features,
-        manifest="results/manifests/{dataset}.parquet",
-        predictions="results/blind/{dataset}/predictions.parquet",
-        metrics="results/blind/{dataset}/metrics.parquet",
-        null="results/blind/{dataset}/null.parquet",
-        explanations="results/blind/{dataset}/explanations.parquet",
+        manifest=L.manifest(),
+        predictions=L.blind(file="predictions.parquet"),
+        metrics=L.blind(file="metrics.parquet"),
+        null=L.blind(file="null.parquet"),
+        explanations=L.blind(file="explanations.parquet"),
     output:
-        status="results/splits/{dataset}/status.parquet",
-        kept=expand("results/splits/{{dataset}}/{method}.parquet", method=SPLIT_METHODS),
+        status=L.split_status(),
+        kept=expand(
+            L.split(file=".parquet"),
+            method=SPLIT_METHODS,
+            allow_missing=True,
+        ),
         verdicts=expand(
-            "results/splits/{{dataset}}/{method}.json", method=SPLIT_METHODS
+            L.split(file=".json"),
+            method=SPLIT_METHODS,
+            allow_missing=True,
         ),
         verification=expand(
-            "results/splits/{{dataset}}/{method}.verification.parquet",
+            L.split(file=".verification.parquet"),
             method=SPLIT_METHODS,
+            allow_missing=True,
         ),
         rounds=expand(
-            "results/splits/{{dataset}}/{method}.rounds.parquet", method=SPLIT_METHODS
+            L.split(file=".rounds.parquet"),
+            method=SPLIT_METHODS,
+            allow_missing=True,
         ),
         png=report(
             expand(
-                "results/splits/{{dataset}}/{method}.before_after.png",
+                L.split(file=".before_after.png"),
                 method=SPLIT_METHODS,
+                allow_missing=True,
             ),
             caption="../report/before_after.rst",
             category="2. Clean splits",
             labels=lambda wc: {"dataset": wc.dataset},
         ),
         pdf=expand(
-            "results/splits/{{dataset}}/{method}.before_after.pdf",
+            L.split(file=".before_after.pdf"),
             method=SPLIT_METHODS,
+            allow_missing=True,
         ),
     log:
-        "results/logs/splits/{dataset}.log",
+        L.log("splits"),
     benchmark:
-        "results/benchmarks/splits/{dataset}.tsv"
+        L.benchmark("splits")
     wildcard_constraints:
         dataset=AUDIT_DATASET_RE,
     conda:

@@ -1,8 +1,7 @@
 """Indicators against blind artifacts: correlation, confound adjustment, verdicts (rule correlation)."""
 
-from pathlib import Path
-
 from lalm_audit.correlation import run_correlation
+from lalm_audit.layout import Layout
 from lalm_audit.workflow import split_paths, start_job
 
 cfg = start_job(snakemake)
@@ -19,7 +18,7 @@ run_correlation(
     latex_out=out.latex,
     figure_png=out.png,
     figure_pdf=out.pdf,
-    results=str(Path(inp.blind[0]).parents[2]),
+    results=Layout().root,  # the rules' layout (workflow/rules/common.smk: L = Layout())
     manifest=inp.manifest,
     status_path=inp.status,
     mia_metrics_path=inp.mia,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lalm_audit.config import load_config
 from lalm_audit.errors import LalmAuditError
+from lalm_audit.layout import Layout
 
 log = logging.getLogger("lalm_audit.cli")
 
@@ -20,13 +21,11 @@ def _paths(cfg, root: Path, alias: str | None = None) -> dict[str, Path]:
         raise LalmAuditError(
             "the config has no 'controlled' section (see README, Controlled audits)"
         )
-    out = {
-        "pool": root / "results" / "manifests" / f"{c.pool}.parquet",
-        "manifest": root / "results" / "manifests" / f"{c.dataset}.parquet",
-    }
+    lay = Layout.under(root)
+    out = {"pool": Path(lay.manifest(c.pool)), "manifest": Path(lay.manifest(c.dataset))}
     if alias is not None:
-        out["adapter"] = root / "results" / "controlled" / alias / "adapter"
-        out["audit"] = root / "results" / "controlled" / alias / "audit"
+        out["adapter"] = Path(lay.controlled_adapter(alias))
+        out["audit"] = Path(lay.controlled_audit_dir(alias))
     return out
 
 

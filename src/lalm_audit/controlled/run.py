@@ -19,6 +19,7 @@ from lalm_audit.config import Config, ControlledConfig
 from lalm_audit.controlled.split import COLUMNS, ControlledSplit, draw_controlled
 from lalm_audit.errors import LalmAuditError
 from lalm_audit.evaluation import tpr_column
+from lalm_audit.layout import RESULTS
 from lalm_audit.render.tables import tpr_cell
 from lalm_audit.schemas import MANIFEST
 
@@ -359,7 +360,7 @@ def summary_markdown(
 
 
 def run_controlled_blind(
-    cfg: Config, manifest_path: str | Path, out_dir: str | Path, *, results: str | Path = "results"
+    cfg: Config, manifest_path: str | Path, out_dir: str | Path, *, results: str | Path = RESULTS
 ) -> pd.DataFrame:
     """The blind baseline on the controlled labels: with a random draw it must read "at chance".
 

@@ -19,6 +19,7 @@ import pandas as pd
 from lalm_audit import io
 from lalm_audit.errors import DatasetError
 from lalm_audit.features.registry import ERROR, GROUPS, KEY
+from lalm_audit.layout import RESULTS, Layout
 
 SEP = "__"
 MISSING = "<missing>"
@@ -184,15 +185,15 @@ def _consolidate(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     return pd.concat([num, rest], axis=1)[list(frame.columns)].copy()
 
 
-def feature_path(dataset: str, group: str, results: str | Path = "results") -> Path:
-    return Path(results) / "features" / dataset / f"{group}.parquet"
+def feature_path(dataset: str, group: str, results: str | Path = RESULTS) -> Path:
+    return Path(Layout(str(results)).features(dataset, group))
 
 
 def load_features(
     dataset: str,
     groups: Sequence[str] | None = None,
     *,
-    results: str | Path = "results",
+    results: str | Path = RESULTS,
     manifest: str | Path | pd.DataFrame | None = None,
 ) -> FeatureSet:
     """A dataset's feature set from the workflow's outputs.
@@ -207,7 +208,7 @@ def load_features(
     if isinstance(manifest, pd.DataFrame):
         man = manifest
     else:
-        path = manifest or Path(results) / "manifests" / f"{dataset}.parquet"
+        path = manifest or Layout(str(results)).manifest(dataset)
         cols = [KEY, "label"] + (["speaker_id"] if "speaker_id" in io.table_columns(path) else [])
         man = io.read_table(path, columns=cols)
     tables = {g: io.read_table(feature_path(dataset, g, results)) for g in groups}

@@ -25,12 +25,6 @@ import pandas as pd
 from lalm_audit import io, verdicts
 from lalm_audit.render.tables import adjusted_table, fmt_ci, to_latex, to_markdown
 
-
-def _parts(path: str | Path, n: int) -> tuple[str, ...]:
-    """The last ``n`` folder names above a file (e.g. model, dataset, response)."""
-    return tuple(Path(path).parts[-n - 1 : -1])
-
-
 # --------------------------------------------------------------------------- ROC curves
 
 
@@ -120,7 +114,8 @@ def split_verdicts(status_paths: Sequence[str]) -> dict[str, str]:
             + f", {r['n_members'] + r['n_nonmembers']} items"
             for _, r in st.iterrows()
         ]  # fmt: skip
-        out[Path(p).parent.name] = "; ".join(parts) or "-"
+        (ds,) = io.identity_of(p, "dataset")
+        out[ds] = "; ".join(parts) or "-"
     return out
 
 
@@ -128,7 +123,7 @@ def splits_table(status_paths: Sequence[str]) -> pd.DataFrame:
     """Per dataset x split: sizes, the re-verified blind AUC and the verdict."""
     rows = []
     for p in status_paths:
-        ds = Path(p).parent.name
+        (ds,) = io.identity_of(p, "dataset")
         for _, r in io.read_table(p).iterrows():
             rows.append({
                 "dataset": ds, "split": r["split"],
@@ -152,7 +147,7 @@ def mia_table(summary_path: str) -> pd.DataFrame:
 def adjusted_tables(paths: Sequence[str]) -> pd.DataFrame:
     frames = []
     for p in paths:
-        model, ds, response = _parts(p, 3)
+        model, ds, response = io.identity_of(p, "model", "dataset", "response")
         t = adjusted_table(io.read_table(p))
         t.insert(0, "response", response)
         t.insert(0, "model", model)
@@ -164,8 +159,7 @@ def adjusted_tables(paths: Sequence[str]) -> pd.DataFrame:
 def disentangle_table(paths: Sequence[str]) -> pd.DataFrame:
     rows = []
     for p in paths:
-        model, ds = _parts(p, 2)
-        response = Path(p).stem
+        model, ds, response = io.identity_of(p, "model", "dataset", "response")
         for _, r in io.read_table(p).iterrows():
             orig = r["condition"] == "original"
             rows.append({

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from lalm_audit import io, verdicts
+from lalm_audit.layout import Layout
 from lalm_audit.render.tables import fmt_ci, to_markdown
 from lalm_audit.verdicts import status_word
 
@@ -36,7 +37,7 @@ BLOCK = re.compile(
 
 
 def _mia(results: Path) -> str:
-    t = io.read_table(results / "mia" / "summary.parquet")
+    t = io.read_table(Layout(str(results)).mia_summary("parquet"))
     rows = [
         ("demo-matched", "demo-target"),
         ("demo-matched", "demo-control"),
@@ -60,7 +61,7 @@ def _mia(results: Path) -> str:
 def _splits(results: Path) -> str:
     out = []
     for ds in ("demo-matched", "demo-partial", "demo-shifted", "demo-binding"):
-        st = io.read_table(results / "splits" / ds / "status.parquet")
+        st = io.read_table(Layout(str(results)).split_status(ds))
         for r in st.to_dict("records"):
             out.append({
                 "dataset": ds, "split": r["split"], "members / non-members":
@@ -78,7 +79,7 @@ def _correlation(results: Path) -> str:
     ]
     out = []
     for model, ds, (sl, ind) in picks:
-        a = io.read_table(results / "correlation" / model / ds / "transcript" / "adjusted.parquet")
+        a = io.read_table(Layout(str(results)).correlation(model, ds, "transcript"))
         r = a.set_index(["split", "slice", "indicator"]).loc[("full", sl, ind)]
         member = verdicts.is_membership_signal(str(r["verdict"]))
         out.append({
@@ -90,9 +91,7 @@ def _correlation(results: Path) -> str:
 
 
 def _disentangle(results: Path) -> str:
-    d = io.read_table(
-        results / "disentangle" / "demo-target" / "demo-binding" / "transcript.parquet"
-    )
+    d = io.read_table(Layout(str(results)).disentangle("demo-target", "demo-binding", "transcript"))
     d = d[(d["split"] == "full") & (d["slice"] == "response") & (d["indicator"] == "loss")]
     out = [
         {
@@ -109,7 +108,7 @@ def _disentangle(results: Path) -> str:
 
 def run_machine(results: Path) -> str:
     """The machine a demo run computed its results on (from the MIA summary's provenance)."""
-    prov = io.read_provenance(Path(results) / "mia" / "summary.parquet")
+    prov = io.read_provenance(Layout(str(results)).mia_summary("parquet"))
     return str(prov.get("machine", "an unrecorded machine"))
 
 
@@ -118,9 +117,9 @@ def _machine(results: Path) -> str:
 
 
 def _controlled(results: Path) -> str:
-    res = results / "controlled"
-    v = io.read_json(res / "blind.verdict.json")
-    m = io.read_table(res / "demo-control" / "audit" / "metrics.parquet")
+    lay = Layout(str(results))
+    v = io.read_json(lay.controlled_blind("verdict.json"))
+    m = io.read_table(lay.controlled_audit("demo-control", "metrics.parquet"))
     m = m[m["indicator"].isin(["base_loss", "loss", "ref_loss_diff"])]
     picks = [("base_loss", "all"), ("loss", "all"), ("ref_loss_diff", "all")]
     picks += [("ref_loss_diff", s) for s in m["subset"] if str(s).startswith("repetitions=")]
@@ -138,7 +137,7 @@ def _controlled(results: Path) -> str:
             "members / held-out": f"{int(r['n_members'])} / {int(r['n_nonmembers'])}",
             "AUC [95% CI]": fmt_ci(r["auc"], r["auc_lo"], r["auc_hi"]),
         })  # fmt: skip
-    bounds = io.read_json(res / "demo-control" / "audit" / "bounds.json")["bounds"]
+    bounds = io.read_json(lay.controlled_audit("demo-control", "bounds.json"))["bounds"]
     eps = [
         {
             "indicator": f"`{b['indicator']}`", "method": b["method"],
@@ -152,10 +151,10 @@ def _controlled(results: Path) -> str:
 
 
 def _audit_wide(results: Path) -> str:
-    text = (results / "mia" / "summary.md").read_text()
-    line = next((ln for ln in text.splitlines() if ln.startswith("Audit-wide:")), None)
+    path = Path(Layout(str(results)).mia_summary("md"))
+    line = next((ln for ln in path.read_text().splitlines() if ln.startswith("Audit-wide:")), None)
     if line is None:
-        raise ValueError(f"{results / 'mia' / 'summary.md'} has no audit-wide line")
+        raise ValueError(f"{path} has no audit-wide line")
     return f"> {line}\n"
 
 
@@ -172,12 +171,21 @@ SNIPPETS: dict[str, Callable[[Path], str]] = {
 
 
 # The README's figures (docs/img/) and the run's files they are copied from by ``sync_figures``.
-FIGURES: dict[str, str] = {
-    "blind-heatmap-demo.png": "blind/heatmap.png",
-    "clean-split-partial-demo.png": "splits/demo-partial/filter.before_after.png",
-    "correlation-control-shifted-demo.png": "correlation/demo-control/demo-shifted/transcript/scatter.png",
-    "disentangle-binding-demo.png": "disentangle/demo-target/demo-binding/transcript.png",
-    "controlled-repetitions-demo.png": "controlled/demo-control/audit/repetitions.png",
+#: README figure -> the artifact it copies (a function of the run's layout)
+FIGURES: dict[str, Callable[[Layout], str]] = {
+    "blind-heatmap-demo.png": lambda lay: lay.heatmap("png"),
+    "clean-split-partial-demo.png": lambda lay: lay.split(
+        "demo-partial", "filter", ".before_after.png"
+    ),
+    "correlation-control-shifted-demo.png": lambda lay: lay.correlation(
+        "demo-control", "demo-shifted", "transcript", "scatter.png"
+    ),
+    "disentangle-binding-demo.png": lambda lay: lay.disentangle(
+        "demo-target", "demo-binding", "transcript", "png"
+    ),
+    "controlled-repetitions-demo.png": lambda lay: lay.controlled_audit(
+        "demo-control", "repetitions.png"
+    ),
 }
 
 
@@ -186,8 +194,9 @@ def sync_figures(results: str | Path, img_dir: str | Path) -> list[Path]:
     import shutil
 
     out = []
-    for name, rel in FIGURES.items():
-        src = Path(results) / rel
+    lay = Layout(str(results))
+    for name, artifact in FIGURES.items():
+        src = Path(artifact(lay))
         if not src.is_file():
             raise FileNotFoundError(f"{src}: the README figure {name} comes from it; run the demo")
         dst = Path(img_dir) / name

@@ -1,4 +1,5 @@
-"""Where scoring artifacts live (relative to the workflow's working directory).
+"""Scoring artifacts by (model, dataset, condition, response), from the one layout
+(:mod:`lalm_audit.layout`), relative to a working directory ``root``.
 
 ``results/scores/{model}/{dataset}/{condition}/``
     ``generations/shard-{i}.parquet`` (+ ``.rejected.parquet``) -> ``generations.parquet``
@@ -6,25 +7,31 @@
     ``{response}/token_stats/shard-{i}.parquet``: stage 2 (the shards together are the table;
     ``lalm_audit.io.read_tables`` reads them as one).
 
-Light on purpose (no torch): the Snakefile imports it at parse time.
+What lives here beyond the layout is the scoring protocol's own rule: which stage-1
+table a response reads (:func:`generations_path`). Light on purpose (no torch): the
+Snakefile imports it at parse time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from lalm_audit.layout import Layout
+
 RESPONSES = ("generated", "transcript", "regenerated")
 
 
+def _layout(root: str | Path) -> Layout:
+    return Layout.under(root)
+
+
 def scores_dir(model: str, dataset: str, condition: str, root: str | Path = ".") -> Path:
-    return Path(root) / "results" / "scores" / model / dataset / condition
+    return Path(_layout(root).scores_dir(model, dataset, condition))
 
 
 def manifest_path(dataset: str, condition: str, root: str | Path = ".") -> Path:
     """Input manifest of a condition: the dataset's manifest ('original') or a perturbation's."""
-    if condition == "original":
-        return Path(root) / "results" / "manifests" / f"{dataset}.parquet"
-    return Path(root) / "results" / "perturb" / dataset / f"{condition}.parquet"
+    return Path(_layout(root).condition_manifest(dataset, condition))
 
 
 def generations_path(
@@ -35,13 +42,18 @@ def generations_path(
     if response == "transcript":
         return None
     cond = "original" if response == "generated" else condition
-    return scores_dir(model, dataset, cond, root) / "generations.parquet"
+    return Path(_layout(root).generations(model, dataset, cond))
+
+
+def generations_table(model: str, dataset: str, condition: str, root: str | Path = ".") -> Path:
+    """The merged stage-1 table of a condition (its shards together)."""
+    return Path(_layout(root).generations(model, dataset, condition))
 
 
 def generation_shard(
     model: str, dataset: str, condition: str, shard: int, root: str | Path = "."
 ) -> Path:
-    return scores_dir(model, dataset, condition, root) / "generations" / f"shard-{shard}.parquet"
+    return Path(_layout(root).generations_shard(model, dataset, condition, shard))
 
 
 def rejected_path(generations: Path) -> Path:
@@ -52,12 +64,7 @@ def rejected_path(generations: Path) -> Path:
 def token_stats_shard(
     model: str, dataset: str, condition: str, response: str, shard: int, root: str | Path = "."
 ) -> Path:
-    return (
-        scores_dir(model, dataset, condition, root)
-        / response
-        / "token_stats"
-        / f"shard-{shard}.parquet"
-    )
+    return Path(_layout(root).token_stats_shard(model, dataset, condition, response, shard))
 
 
 def token_stats_shards(

@@ -283,7 +283,7 @@ def run_stage_shards(
                     paths.rejected_path(p),
                     loaded=loaded(),
                 )
-        out = paths.scores_dir(model, dataset, condition, root) / "generations.parquet"
+        out = paths.generations_table(model, dataset, condition, root)
         if all(p.exists() for p in shard_files):
             merge_shards(shard_files, out, GENERATIONS)
             merge_shards(
