@@ -122,7 +122,8 @@ def _controlled(results: Path) -> str:
     m = io.read_table(lay.controlled_audit("demo-control", "metrics.parquet"))
     m = m[m["indicator"].isin(["base_loss", "loss", "ref_loss_diff"])]
     picks = [("base_loss", "all"), ("loss", "all"), ("ref_loss_diff", "all")]
-    picks += [("ref_loss_diff", s) for s in m["subset"] if str(s).startswith("repetitions=")]
+    reps = dict.fromkeys(s for s in m["subset"] if str(s).startswith("repetitions="))
+    picks += [("ref_loss_diff", s) for s in reps]  # each repetition count once
     by = m.set_index(["indicator", "subset"])
     rows = [{
         "indicator": "blind baseline (every check, calibrated verdict)", "members": "all",
