@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from lalm_audit import __version__, stages
 from lalm_audit.config import Config, stable_hash
+from lalm_audit.errors import LalmAuditError
 from lalm_audit.schemas import TableSchema
 
 PROVENANCE_KEY = b"lalm_audit.provenance"
@@ -190,8 +191,6 @@ def identity_of(path: str | Path, *keys: str) -> tuple[str, ...]:
     Raises ``LalmAuditError`` naming the file when one is missing: a table written before
     artifacts carried their identity, or by hand.
     """
-    from lalm_audit.errors import LalmAuditError
-
     rec = read_provenance(path)
     missing = [k for k in keys if not rec.get(k)]
     if missing:

@@ -21,17 +21,13 @@ from lalm_audit.layout import Layout
 RESPONSES = ("generated", "transcript", "regenerated")
 
 
-def _layout(root: str | Path) -> Layout:
-    return Layout.under(root)
-
-
 def scores_dir(model: str, dataset: str, condition: str, root: str | Path = ".") -> Path:
-    return Path(_layout(root).scores_dir(model, dataset, condition))
+    return Path(Layout.under(root).scores_dir(model, dataset, condition))
 
 
 def manifest_path(dataset: str, condition: str, root: str | Path = ".") -> Path:
     """Input manifest of a condition: the dataset's manifest ('original') or a perturbation's."""
-    return Path(_layout(root).condition_manifest(dataset, condition))
+    return Path(Layout.under(root).condition_manifest(dataset, condition))
 
 
 def generations_path(
@@ -42,18 +38,18 @@ def generations_path(
     if response == "transcript":
         return None
     cond = "original" if response == "generated" else condition
-    return Path(_layout(root).generations(model, dataset, cond))
+    return Path(Layout.under(root).generations(model, dataset, cond))
 
 
 def generations_table(model: str, dataset: str, condition: str, root: str | Path = ".") -> Path:
     """The merged stage-1 table of a condition (its shards together)."""
-    return Path(_layout(root).generations(model, dataset, condition))
+    return Path(Layout.under(root).generations(model, dataset, condition))
 
 
 def generation_shard(
     model: str, dataset: str, condition: str, shard: int, root: str | Path = "."
 ) -> Path:
-    return Path(_layout(root).generations_shard(model, dataset, condition, shard))
+    return Path(Layout.under(root).generations_shard(model, dataset, condition, shard))
 
 
 def rejected_path(generations: Path) -> Path:
@@ -64,7 +60,7 @@ def rejected_path(generations: Path) -> Path:
 def token_stats_shard(
     model: str, dataset: str, condition: str, response: str, shard: int, root: str | Path = "."
 ) -> Path:
-    return Path(_layout(root).token_stats_shard(model, dataset, condition, response, shard))
+    return Path(Layout.under(root).token_stats_shard(model, dataset, condition, response, shard))
 
 
 def token_stats_shards(
